@@ -1,0 +1,75 @@
+"""Every file name the workflow writes, in one place.
+
+The names under data/, calibration/ and compiled/ are the tutorial's and are a
+contract with qbcompiler and the NPU runtime: keep them. Paths are relative to the
+working directory (Snakemake's ``-d``). Patterns use ``{name}`` fields so the same
+string serves ``str.format`` here and wildcards in the rules.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+
+# --- samples -----------------------------------------------------------------
+SAMPLE = "{lang}_{index:04d}"  # the tutorial's `{lang}_{i:04d}`
+
+
+def sample_id(lang: str, index: int) -> str:
+    return SAMPLE.format(lang=lang, index=index)
+
+
+def sample_lang(sample: str) -> str:
+    """FLEURS language of a sample id (`de_de_0003` -> `de_de`)."""
+    return sample.rsplit("_", 1)[0]
+
+
+# --- step 1: data ------------------------------------------------------------
+AUDIO = "data/audio_files/{sample}.wav"
+MANIFEST = "data/manifests/{lang}.json"  # FLEURS ids, texts, durations, skips
+LABELS = "data/labels/{lang}_{group}.json"  # one label job's output
+TRANSCRIPTIONS = "data/transcriptions.json"
+TRANSLATIONS = "data/translations.json"
+
+# --- step 2: calibration -----------------------------------------------------
+ENCODER_NPY = "calibration/encoder/encoder_calib_{sample}.npy"
+ENCODER_LIST = "calibration/encoder/whisper_encoder_cali.txt"
+DECODER_SAMPLE_DIR = "calibration/decoder/sample_{sample}"
+DECODER_ENCODER_STATES = DECODER_SAMPLE_DIR + "/encoder_hidden_states.npy"
+DECODER_DECODER_STATES = DECODER_SAMPLE_DIR + "/decoder_hidden_states.npy"
+DECODER_TOKENS = DECODER_SAMPLE_DIR + "/tokens.json"  # ours: task, ids, text
+DECODER_JSON = "calibration/decoder/whisper_decoder_calib.json"
+DECODER_METADATA = "calibration/decoder/whisper_decoder_calib_metadata.json"
+CALIBRATION_REPORT = "calibration/report.json"
+
+# --- step 3: compile ---------------------------------------------------------
+MBLT = "compiled/{model}_{part}.mblt"
+MXQ = "compiled/{model}_{part}.mxq"
+PARTS = ("encoder", "decoder")
+
+# --- models ------------------------------------------------------------------
+MODEL_SNAPSHOT = "models/{model}"  # save_pretrained folder: weights + processor
+LABEL_MODEL = "models/openai-whisper/{label_model}.pt"
+
+
+def model_name(model: str) -> str:
+    """`openai/whisper-small` or `/x/whisper-small/` -> `whisper-small`."""
+    name = PurePosixPath(model.rstrip("/")).name
+    if not name or name in (".", ".."):
+        raise ValueError(f"config key 'model': cannot name a model after {model!r}")
+    return name
+
+
+def label_model_name(label_model: str) -> str:
+    """`large-v3` -> `large-v3`; `path/to/tiny.pt` -> `tiny`."""
+    name = PurePosixPath(label_model).name
+    return name[: -len(".pt")] if name.endswith(".pt") else name
+
+
+def inside_workdir(path: str, key: str) -> str:
+    """Refuse an output path built from config or data that would leave the working
+    directory (`../x`, `/x`). Inputs such as a local model folder may live anywhere."""
+    norm = os.path.normpath(path)
+    if os.path.isabs(path) or norm == ".." or norm.startswith(".." + os.sep):
+        raise ValueError(f"{key}: path {path!r} leaves the working directory")
+    return path
