@@ -1,0 +1,23 @@
+# Whisper checkpoint -> Mobilint NPU binaries (.mxq), calibrated on FLEURS speech.
+# A table of contents: each stage lives in workflow/rules/, its logic in
+# workflow/whisper_mxq/ (the package), named after the tutorial's steps.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/calibration.smk"
+include: "workflow/rules/compile.smk"
+
+
+rule all:
+    input:
+        get_final_output(),

@@ -1,0 +1,139 @@
+# Config validation, the sample table and every input function. Rules never build
+# paths themselves beyond these helpers; file names come from whisper_mxq.layout.
+import os
+import re
+import shutil
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+PACKAGE_ROOT = os.path.abspath(os.path.join(workflow.basedir, "workflow"))
+sys.path.insert(0, PACKAGE_ROOT)
+# Scripts, conda envs and cluster jobs import the package from the checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
+)
+
+from whisper_mxq import layout
+from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+
+def config_error(key, message):
+    raise WorkflowError(f"config key {key!r}: {message}")
+
+
+LANGUAGES = config.get("languages") or DEFAULT_LANGUAGES
+for _lang in LANGUAGES:
+    if _lang not in FLEURS_TO_WHISPER:
+        config_error(
+            "languages",
+            f"{_lang!r} is not a FLEURS config the workflow maps to Whisper "
+            f"(known: {', '.join(FLEURS_TO_WHISPER)})",
+        )
+
+try:
+    MODEL = layout.model_name(config["model"])
+    LABEL_MODEL = layout.label_model_name(config["labels"]["model"])
+except ValueError as e:
+    raise WorkflowError(str(e))
+N_SAMPLES = config["samples_per_language"]
+PER_JOB = config["calibration"]["samples_per_job"]
+N_GROUPS = -(-N_SAMPLES // PER_JOB)
+
+SNAPSHOT = layout.MODEL_SNAPSHOT.format(model=MODEL)
+LABEL_SNAPSHOT = layout.LABEL_MODEL.format(label_model=LABEL_MODEL)
+DEMO = config.get("demo", {})
+
+wildcard_constraints:
+    lang="|".join(re.escape(l) for l in LANGUAGES),
+    group=r"\d{3}",
+    part="encoder|decoder",
+    model=re.escape(MODEL),
+
+
+# --- samples and groups -------------------------------------------------------
+def group_indices(group):
+    """Sample indices of one job group: samples_per_job consecutive clips."""
+    group = int(group)
+    return range(group * PER_JOB, min((group + 1) * PER_JOB, N_SAMPLES))
+
+
+def group_name(group):
+    return f"{int(group):03d}"
+
+
+def samples_of(lang, indices=None):
+    return [layout.sample_id(lang, i) for i in (indices or range(N_SAMPLES))]
+
+
+def all_samples():
+    """Every sample id in the fixed order of the calibration lists: language, index."""
+    return [s for lang in LANGUAGES for s in samples_of(lang)]
+
+
+def lang_pattern(pattern, indices):
+    """A per-sample path pattern over one language wildcard, for a rule's output."""
+    return [pattern.format(sample=f"{{lang}}_{i:04d}") for i in indices]
+
+
+def wavs(lang, indices=None):
+    return [layout.AUDIO.format(sample=s) for s in samples_of(lang, indices)]
+
+
+def paths(pattern, samples):
+    return [pattern.format(sample=s) for s in samples]
+
+
+# --- local inputs -----------------------------------------------------------------
+def local_input(path):
+    """A model or data location is a rule input when it is local (it exists, or the
+    demo rules build it); a Hub id is fetched by the snapshot/download job itself."""
+    return [path] if os.path.exists(path) or path in DEMO.values() else []
+
+
+def device(step):
+    return config[step]["device"]
+
+
+def gpus(step):
+    """GPU slots a job of this step holds (the default profile allows one at a time).
+    `auto` means a GPU only where one is visible; asking torch would slow every parse."""
+    dev = device(step)
+    if dev == "auto":
+        return int(shutil.which("nvidia-smi") is not None)
+    return 0 if dev == "cpu" else 1
+
+
+# --- targets ----------------------------------------------------------------------
+def compiled(kind):
+    pattern = layout.MXQ if kind == "mxq" else layout.MBLT
+    return [pattern.format(model=MODEL, part=p) for p in layout.PARTS]
+
+
+def calibration_files():
+    return [layout.ENCODER_LIST, layout.DECODER_JSON, layout.DECODER_METADATA]
+
+
+def get_final_output():
+    return [layout.TRANSCRIPTIONS, layout.TRANSLATIONS, *calibration_files(), *compiled("mxq")]
+
+
+# --- qbcompiler preflight -----------------------------------------------------------
+def preflight_qbcompiler():
+    """Fail before the first job, not hours later, when the run needs qbcompiler and it
+    is missing. With --sdm conda/apptainer the compile env is checked by its own job."""
+    from whisper_mxq import compile as qb
+
+    if workflow.deployment_settings.deployment_method or workflow.dag is None:
+        return
+    needs = {job.rule.name for job in workflow.dag.needrun_jobs()} & {"mblt", "mxq"}
+    if needs and not qb.available():
+        raise WorkflowError(qb.INSTALL_HINT)
+
+
+onstart:
+    preflight_qbcompiler()

@@ -1,0 +1,22 @@
+# Step 1a: FLEURS -> 16 kHz mono WAVs, one job per language.
+
+
+rule download:
+    input:
+        local_input(config["fleurs"]["source"]),
+    output:
+        wavs=lang_pattern(layout.AUDIO, range(N_SAMPLES)),
+        manifest=layout.MANIFEST,
+    params:
+        source=config["fleurs"]["source"],
+        split=config["fleurs"]["split"],
+    log:
+        "logs/download/{lang}.log",
+    benchmark:
+        "benchmarks/download/{lang}.tsv"
+    retries: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/download.py"

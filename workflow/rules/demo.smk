@@ -1,0 +1,32 @@
+# The offline demo (tests/config/offline.yaml): a tiny random Whisper with the real
+# multilingual tokenizer, a tiny openai-whisper checkpoint for the labels, and
+# FLEURS-layout Parquet shards with espeak-ng speech. Built only when config has `demo`.
+
+if DEMO:
+
+    rule demo_model:
+        output:
+            directory(layout.inside_workdir(DEMO["model"], "demo.model")),
+        log:
+            "logs/demo/model.log",
+        script:
+            "../scripts/demo_model.py"
+
+    rule demo_label_model:
+        output:
+            layout.inside_workdir(DEMO["label_model"], "demo.label_model"),
+        log:
+            "logs/demo/label_model.log",
+        script:
+            "../scripts/demo_label_model.py"
+
+    rule demo_fleurs:
+        output:
+            directory(layout.inside_workdir(DEMO["fleurs"], "demo.fleurs")),
+        params:
+            languages=DEMO.get("languages") or LANGUAGES,
+            split=config["fleurs"]["split"],
+        log:
+            "logs/demo/fleurs.log",
+        script:
+            "../scripts/demo_fleurs.py"

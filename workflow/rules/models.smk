@@ -1,0 +1,33 @@
+# Model snapshots: fetched once (needs the Hub unless local), loaded offline after.
+
+
+rule snapshot_model:
+    input:
+        local_input(config["model"]),
+    output:
+        directory(SNAPSHOT),
+    params:
+        source=config["model"],
+    log:
+        f"logs/snapshot_model/{MODEL}.log",
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/snapshot_model.py"
+
+
+rule snapshot_label_model:
+    input:
+        local_input(config["labels"]["model"]),
+    output:
+        LABEL_SNAPSHOT,
+    params:
+        source=config["labels"]["model"],
+    log:
+        f"logs/snapshot_label_model/{LABEL_MODEL}.log",
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    script:
+        "../scripts/snapshot_label_model.py"

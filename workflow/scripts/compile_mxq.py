@@ -1,0 +1,12 @@
+from whisper_mxq import compile, logs
+
+logs.to_file(snakemake.log)
+compile.compile_mxq(
+    snakemake.input.mblt,
+    snakemake.input.calib,
+    snakemake.wildcards.part,
+    snakemake.output[0],
+    device=snakemake.params.device,
+    inference_scheme=snakemake.params.scheme,
+    llm=snakemake.params.llm,
+)

@@ -1,0 +1,8 @@
+from whisper_mxq import demo, logs
+
+logs.to_file(snakemake.log)
+demo.build_fleurs_demo(
+    snakemake.output[0],
+    languages={lang: None for lang in snakemake.params.languages},
+    split=snakemake.params.split,
+)

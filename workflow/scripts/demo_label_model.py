@@ -1,0 +1,4 @@
+from whisper_mxq import demo, logs
+
+logs.to_file(snakemake.log)
+demo.build_tiny_openai_whisper(snakemake.output[0])

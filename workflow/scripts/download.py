@@ -1,0 +1,9 @@
+from whisper_mxq import data, logs
+
+logs.to_file(snakemake.log)
+data.download(
+    data.Source(snakemake.params.source, snakemake.params.split),
+    snakemake.wildcards.lang,
+    list(snakemake.output.wavs),
+    snakemake.output.manifest,
+)

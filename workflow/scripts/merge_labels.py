@@ -1,0 +1,6 @@
+from whisper_mxq import labels, logs
+
+logs.to_file(snakemake.log)
+labels.merge_labels(
+    list(snakemake.input), snakemake.output.transcriptions, snakemake.output.translations
+)

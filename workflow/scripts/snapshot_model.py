@@ -1,0 +1,4 @@
+from whisper_mxq import logs, models
+
+logs.to_file(snakemake.log)
+models.snapshot_model(snakemake.params.source, snakemake.output[0])

@@ -1,0 +1,235 @@
+"""Step 2: calibration data for the encoder and the decoder, in the tutorial's formats.
+
+Encoder: the feature extractor's `input_features` of each clip, [1, n_mels, 3000]
+transposed to [1, 3000, n_mels] float32 (the layout the NPU encoder takes).
+
+Decoder: per sample, the encoder's last hidden state [1, n_source, d_model] and the
+decoder input [1, T, d_model] = token embeddings + positional embeddings (no scaling)
+of prompt + generated text + end-of-text, with the task drawn from (seed, sample id).
+Shapes and special-token ids come from the model's config and tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import atomic, audio, layout
+from .languages import whisper_code
+
+TASK_TYPES = {"transcribe": "transcription_with_lang", "translate": "translation_with_lang"}
+TASK_TYPES_NO_LANG = {"transcribe": "transcription_no_lang"}  # English-only models
+
+
+# --- encoder -------------------------------------------------------------------
+def encoder_features(feature_extractor, samples: np.ndarray) -> np.ndarray:
+    """16 kHz mono samples -> [1, frames, n_mels] float32, C-contiguous."""
+    feats = feature_extractor(
+        samples, sampling_rate=audio.SAMPLE_RATE, return_tensors="np"
+    ).input_features
+    return np.ascontiguousarray(feats.transpose(0, 2, 1), dtype=np.float32)
+
+
+def calibrate_encoder(snapshot: str, wav_paths: list[str], npy_paths: list[str]) -> None:
+    from transformers import WhisperFeatureExtractor
+
+    fe = WhisperFeatureExtractor.from_pretrained(snapshot, local_files_only=True)
+    for wav, npy in zip(wav_paths, npy_paths, strict=True):
+        atomic.write_npy(npy, encoder_features(fe, audio.load(wav)))
+
+
+def write_encoder_list(npy_paths: list[str], out_txt: str, n_mels: int, n_frames: int) -> None:
+    """The list qbcompiler reads: one absolute path per line, in the given order."""
+    for path in npy_paths:
+        check_npy(path, (1, n_frames, n_mels))
+    atomic.write_text(out_txt, "".join(os.path.abspath(p) + "\n" for p in npy_paths))
+
+
+def check_npy(path: str, shape: tuple) -> None:
+    """Header and size check without reading the data: catches truncated files."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npy file ({e})") from e
+    ok = arr.dtype == np.float32 and len(arr.shape) == len(shape) and all(
+        want in (-1, got) for want, got in zip(shape, arr.shape)
+    )
+    if not ok:
+        raise ValueError(f"{path}: {arr.dtype}{list(arr.shape)}, expected float32{list(shape)}")
+
+
+# --- decoder -------------------------------------------------------------------
+def choose_task(seed: int, sample: str, translate_ratio: float, multilingual: bool = True) -> str:
+    """Transcribe or translate, a pure function of (seed, sample id).
+
+    The tutorial drew from an unseeded global RNG, so every run (and any parallel
+    split of the work) got a different mix; a hash gives each sample its own draw.
+    """
+    if not multilingual:
+        return "transcribe"
+    digest = hashlib.sha256(f"{seed}:{sample}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64
+    return "translate" if draw < translate_ratio else "transcribe"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    ids: list[int]
+    task_type: str
+
+
+def prompt(tokenizer, language: str, task: str, multilingual: bool) -> Prompt:
+    """`<|startoftranscript|><|xx|><|task|><|notimestamps|>`; no language/task tokens
+    for English-only models, which have none."""
+    names = ["<|startoftranscript|>"]
+    if multilingual:
+        names += [f"<|{language}|>", f"<|{task}|>"]
+    names.append("<|notimestamps|>")
+    ids = tokenizer.convert_tokens_to_ids(names)
+    if tokenizer.unk_token_id in ids and tokenizer.unk_token_id != tokenizer.eos_token_id:
+        raise ValueError(f"tokenizer lacks one of the special tokens {names}")
+    task_type = TASK_TYPES[task] if multilingual else TASK_TYPES_NO_LANG[task]
+    return Prompt(ids=list(ids), task_type=task_type)
+
+
+def text_ids(generated: list[int], eot: int) -> list[int]:
+    """Text tokens of a generated sequence: up to the first end-of-text, without the
+    special tokens (transformers 4 returns the prompt with them, 5 does not)."""
+    if eot in generated:
+        generated = generated[: generated.index(eot)]
+    return [t for t in generated if t < eot]
+
+
+def sequence(prompt_ids: list[int], text: list[int], eot: int, max_len: int) -> list[int]:
+    """prompt + text + end-of-text, the text cut so the whole fits the decoder."""
+    room = max_len - len(prompt_ids) - 1
+    return prompt_ids + text[:room] + [eot]
+
+
+def decoder_input(model, ids: list[int]) -> np.ndarray:
+    """embed_tokens(ids) + embed_positions(0..T-1): what the host hands the NPU decoder."""
+    import torch
+
+    decoder = model.get_decoder()
+    tokens = torch.tensor([ids], dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        hidden = decoder.embed_tokens(tokens) + decoder.embed_positions.weight[: len(ids)]
+    return hidden.float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    seed: int = 0
+    translate_ratio: float = 0.2
+    max_new_tokens: int = 224
+    batch_size: int = 8
+    normalize_text: bool = False
+
+
+def _generate(model, feats, language: str | None, task: str, max_new_tokens: int) -> list[list[int]]:
+    import torch
+
+    kwargs = {"language": language, "task": task} if language else {}
+    with torch.no_grad():
+        out = model.generate(feats, max_new_tokens=max_new_tokens, **kwargs)
+    sequences = out.sequences if hasattr(out, "sequences") else out
+    return sequences.cpu().tolist()
+
+
+def _encode(model, feats):
+    import torch
+
+    with torch.no_grad():
+        return model.get_encoder()(feats).last_hidden_state
+
+
+def calibrate_decoder(
+    snapshot: str,
+    samples: list[str],
+    encoder_npys: list[str],
+    out_dirs: list[str],
+    settings: DecoderSettings,
+    device: str = "cpu",
+) -> None:
+    """One group of samples (one language) -> per-sample decoder calibration folders."""
+    import torch
+
+    from .models import load_model, load_processor
+
+    model = load_model(snapshot, device)
+    tokenizer = load_processor(snapshot).tokenizer
+    multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
+    eot = tokenizer.eos_token_id
+    max_len = model.config.max_target_positions
+    tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
+    for task in sorted(set(tasks)):
+        members = [i for i, t in enumerate(tasks) if t == task]
+        for start in range(0, len(members), settings.batch_size):
+            batch = members[start : start + settings.batch_size]
+            feats = torch.from_numpy(
+                np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
+            ).transpose(1, 2).contiguous().to(device)
+            language = whisper_code(layout.sample_lang(samples[batch[0]]))
+            states = _encode(model, feats).float().cpu().numpy()
+            generated = _generate(
+                model, feats, language if multilingual else None, task, settings.max_new_tokens
+            )
+            for row, i in enumerate(batch):
+                p = prompt(tokenizer, language, task, multilingual)
+                text = text_ids(generated[row], eot)
+                if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
+                    norm = tokenizer.normalize(tokenizer.decode(text)).strip()
+                    text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
+                ids = sequence(p.ids, text, eot, max_len)
+                _write_sample(out_dirs[i], states[row : row + 1], decoder_input(model, ids), {
+                    "sample": samples[i],
+                    "task": task,
+                    "task_type": p.task_type,
+                    "source_language": language,
+                    "use_translation": task == "translate",
+                    "token_ids": ids,
+                    "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
+                })
+
+
+def _write_sample(out_dir: str, encoder_states, decoder_states, tokens: dict) -> None:
+    atomic.write_npy(os.path.join(out_dir, "encoder_hidden_states.npy"), encoder_states)
+    atomic.write_npy(os.path.join(out_dir, "decoder_hidden_states.npy"), decoder_states)
+    # tokens.json last: its presence marks a complete sample folder.
+    atomic.write_json(os.path.join(out_dir, "tokens.json"), tokens)
+
+
+def write_decoder_calib(
+    sample_dirs: list[str], out_json: str, out_metadata: str, d_model: int, n_source: int
+) -> dict:
+    """The tutorial's whisper_decoder_calib.json and its metadata list, absolute paths."""
+    metadata = []
+    for folder in sample_dirs:
+        enc = os.path.abspath(os.path.join(folder, "encoder_hidden_states.npy"))
+        dec = os.path.abspath(os.path.join(folder, "decoder_hidden_states.npy"))
+        check_npy(enc, (1, n_source, d_model))
+        check_npy(dec, (1, -1, d_model))
+        tokens = atomic.read_json(os.path.join(folder, "tokens.json"))
+        metadata.append({
+            "encoder_hidden_states": enc,
+            "decoder_hidden_states": dec,
+            "task_type": tokens["task_type"],
+            "source_language": tokens["source_language"],
+            "use_translation": tokens["use_translation"],
+            "decoded_tokens": tokens["decoded_tokens"],
+            "token_ids": tokens["token_ids"],
+        })
+    calib = {
+        "info": {
+            "input names": ["decoder_hidden_states", "encoder_hidden_states"],
+            "input shapes": [[1, -1, d_model], [1, n_source, d_model]],
+        },
+        "calib paths": [[m["decoder_hidden_states"], m["encoder_hidden_states"]] for m in metadata],
+        "metadata": metadata,
+    }
+    atomic.write_json(out_json, calib)
+    atomic.write_json(out_metadata, [m["decoded_tokens"] for m in metadata])
+    return calib

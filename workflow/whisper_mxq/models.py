@@ -1,0 +1,124 @@
+"""Model snapshots: fetch once into models/, then every job loads offline from there.
+
+Cluster nodes often have no internet, and a Hub download per job would be paid
+hundreds of times; so one job saves the model and its processor with
+`save_pretrained`, and later jobs open that folder with `local_files_only=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def snapshot_model(source: str, out_dir: str) -> None:
+    """Hub id or local folder -> `out_dir` with weights (safetensors), processor, config."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    try:
+        processor = WhisperProcessor.from_pretrained(source)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(
+            f"config key 'model': {source!r} has no usable Whisper processor "
+            f"(tokenizer + feature extractor files): {e}"
+        ) from e
+    # safetensors only: a pickled pytorch_model.bin from the Hub is refused.
+    model = WhisperForConditionalGeneration.from_pretrained(
+        source, dtype=torch.float32, use_safetensors=True
+    )
+    final = Path(out_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        _replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(snapshot: str, device: str = "cpu"):
+    """The snapshot as a float32 model in eval mode; never touches the network."""
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(
+        snapshot, dtype=torch.float32, local_files_only=True, use_safetensors=True
+    )
+    return model.eval().to(device)
+
+
+def load_processor(snapshot: str):
+    from transformers import WhisperProcessor
+
+    try:
+        return WhisperProcessor.from_pretrained(snapshot, local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{snapshot}: no usable Whisper processor ({e})") from e
+
+
+def snapshot_label_model(name_or_path: str, out_path: str) -> None:
+    """openai-whisper checkpoint (a name such as `large-v3`, or a local .pt) -> out_path."""
+    import whisper
+
+    final = Path(out_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".download.") as tmp:
+        if os.path.isfile(name_or_path):
+            src = name_or_path
+        elif name_or_path in whisper.available_models():
+            # load_model downloads into download_root and checks the file's SHA256.
+            whisper.load_model(name_or_path, device="cpu", download_root=tmp)
+            (src,) = Path(tmp).glob("*.pt")
+        else:
+            raise ValueError(
+                f"config key 'labels.model': {name_or_path!r} is neither a file nor one of "
+                f"openai-whisper's models ({', '.join(whisper.available_models())})"
+            )
+        # Prove it loads (weights_only torch.load inside openai-whisper) before keeping it.
+        whisper.load_model(str(src), device="cpu")
+        staged = Path(tmp) / ".staged.pt"
+        shutil.copyfile(src, staged)
+        os.replace(staged, final)
+
+
+def pick_device(requested: str) -> str:
+    """`auto` -> cuda when available; an explicit choice is honoured as given."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Calibration shapes of a model, all read from its config."""
+
+    n_mels: int  # mel bins: 80, or 128 for large-v3
+    n_frames: int  # mel frames of a 30 s window (2 x encoder positions)
+    n_source: int  # encoder output positions (1500)
+    d_model: int  # hidden width (768 for whisper-small)
+    max_target: int  # decoder positions (448)
+
+
+def shapes(snapshot: str) -> Shapes:
+    from transformers import WhisperConfig
+
+    cfg = WhisperConfig.from_pretrained(snapshot, local_files_only=True)
+    return Shapes(
+        n_mels=cfg.num_mel_bins,
+        n_frames=2 * cfg.max_source_positions,
+        n_source=cfg.max_source_positions,
+        d_model=cfg.d_model,
+        max_target=cfg.max_target_positions,
+    )
