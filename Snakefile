@@ -1,12 +1,15 @@
 # Whisper checkpoint -> Mobilint NPU binaries (.mxq), calibrated on FLEURS speech.
 # A table of contents: each stage lives in workflow/rules/, its logic in
 # workflow/whisper_mxq/ (the package), named after the tutorial's steps.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's defaults; --configfile layers a user's file over them, also with -d.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -20,6 +20,8 @@ for _g in range(N_GROUPS):
         resources:
             mem_mb=2000,
             runtime=30,
+        conda:
+            "../../envs/calibration.yaml"
         script:
             "../scripts/calibrate_encoder.py"
 
@@ -46,6 +48,8 @@ for _g in range(N_GROUPS):
             mem_mb=8000,
             runtime=120,
             gpu=gpus("calibration"),
+        conda:
+            "../../envs/calibration.yaml"
         script:
             "../scripts/calibrate_decoder.py"
 
@@ -58,6 +62,8 @@ rule encoder_list:
         layout.ENCODER_LIST,
     log:
         "logs/encoder_list.log",
+    conda:
+        "../../envs/calibration.yaml"
     script:
         "../scripts/encoder_list.py"
 
@@ -75,6 +81,8 @@ rule decoder_calib:
         report=layout.CALIBRATION_REPORT,
     log:
         "logs/decoder_calib.log",
+    conda:
+        "../../envs/calibration.yaml"
     script:
         "../scripts/decoder_calib.py"
 

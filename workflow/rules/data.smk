@@ -18,5 +18,7 @@ rule download:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/download.py"

@@ -9,6 +9,8 @@ if DEMO:
             directory(layout.inside_workdir(DEMO["model"], "demo.model")),
         log:
             "logs/demo/model.log",
+        conda:
+            "../../envs/calibration.yaml"
         script:
             "../scripts/demo_model.py"
 
@@ -17,6 +19,8 @@ if DEMO:
             layout.inside_workdir(DEMO["label_model"], "demo.label_model"),
         log:
             "logs/demo/label_model.log",
+        conda:
+            "../../envs/calibration.yaml"
         script:
             "../scripts/demo_label_model.py"
 
@@ -28,5 +32,7 @@ if DEMO:
             split=config["fleurs"]["split"],
         log:
             "logs/demo/fleurs.log",
+        conda:
+            "../../envs/calibration.yaml"
         script:
             "../scripts/demo_fleurs.py"

@@ -20,6 +20,8 @@ rule label:
         mem_mb=16000,
         runtime=120,
         gpu=gpus("labels"),
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/label.py"
 
@@ -36,5 +38,7 @@ rule merge_labels:
         translations=layout.TRANSLATIONS,
     log:
         "logs/merge_labels.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/merge_labels.py"

@@ -13,6 +13,8 @@ rule snapshot_model:
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/calibration.yaml"
     script:
         "../scripts/snapshot_model.py"
 
@@ -29,5 +31,7 @@ rule snapshot_label_model:
     resources:
         mem_mb=16000,
         runtime=60,
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/snapshot_label_model.py"

@@ -16,6 +16,14 @@ from pathlib import Path
 import torch
 
 
+def _fp32() -> dict:
+    """`dtype=` since transformers 4.56; the tutorial's pinned 4.50 spells it torch_dtype."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": torch.float32} if (major, minor) >= (4, 56) else {"torch_dtype": torch.float32}
+
+
 def _replace_dir(tmp: Path, final: Path) -> None:
     if final.exists():
         shutil.rmtree(final)
@@ -35,7 +43,7 @@ def snapshot_model(source: str, out_dir: str) -> None:
         ) from e
     # safetensors only: a pickled pytorch_model.bin from the Hub is refused.
     model = WhisperForConditionalGeneration.from_pretrained(
-        source, dtype=torch.float32, use_safetensors=True
+        source, use_safetensors=True, **_fp32()
     )
     final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +62,7 @@ def load_model(snapshot: str, device: str = "cpu"):
     from transformers import WhisperForConditionalGeneration
 
     model = WhisperForConditionalGeneration.from_pretrained(
-        snapshot, dtype=torch.float32, local_files_only=True, use_safetensors=True
+        snapshot, local_files_only=True, use_safetensors=True, **_fp32()
     )
     return model.eval().to(device)
 

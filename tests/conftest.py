@@ -1,0 +1,59 @@
+"""Shared helpers: run the real workflow in a scratch working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OFFLINE = REPO / "tests" / "config" / "offline.yaml"
+DOUBLE = REPO / "tests" / "qbcompiler_double"
+sys.path.insert(0, str(REPO / "workflow"))
+
+
+def offline_env(double: bool = True, **extra: str) -> dict:
+    """No Hub, no network; the qbcompiler test double importable when asked for."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    paths = [str(REPO / "workflow")] + ([str(DOUBLE)] if double else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra)
+    return env
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    proc = subprocess.run(
+        cmd, env=env or offline_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def read_calls(log: Path) -> list[dict]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The offline demo, run once end to end (both compile targets, via the double)."""
+    work = tmp_path_factory.mktemp("demo")
+    env = offline_env(QBCOMPILER_DOUBLE_LOG=str(work / "qbcompiler_calls.jsonl"))
+    snakemake(work, "-j2", "--configfile", str(OFFLINE), env=env)
+    return work
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a finished run (metadata and file times included) to change freely."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
