@@ -48,6 +48,22 @@ SNAPSHOT = layout.MODEL_SNAPSHOT.format(model=MODEL)
 LABEL_SNAPSHOT = layout.LABEL_MODEL.format(label_model=LABEL_MODEL)
 DEMO = config.get("demo", {})
 
+# Jobs that fetch from the internet (or only copy/build small local things) run on the
+# submit host; cluster compute nodes never touch the network.
+localrules:
+    snapshot_model,
+    snapshot_label_model,
+    download,
+    demo_model,
+    demo_label_model,
+    demo_fleurs,
+    merge_labels,
+    encoder_list,
+    decoder_calib,
+    calibration,
+    all,
+
+
 wildcard_constraints:
     lang="|".join(re.escape(l) for l in LANGUAGES),
     group=r"\d{3}",
