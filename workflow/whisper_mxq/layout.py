@@ -73,3 +73,11 @@ def inside_workdir(path: str, key: str) -> str:
     if os.path.isabs(path) or norm == ".." or norm.startswith(".." + os.sep):
         raise ValueError(f"{key}: path {path!r} leaves the working directory")
     return path
+
+
+# --- step 4: bundle ----------------------------------------------------------
+# The folder Mobilint's runtime loads (FACTS.md §6). Inside it the .mxq files keep
+# their compiled/ names, which config.json records; the other names are transformers'.
+BUNDLE = "bundle/{model}-mxq"
+BUNDLE_CONFIG = "config.json"
+BUNDLE_EMBEDDINGS = "model.safetensors"
