@@ -29,13 +29,18 @@ def _mel_batch(model, wav_paths: list[str]):
 
 def _decode(model, mels, language: str, task: str, max_tokens: int) -> list[str]:
     import whisper
+    from whisper.tokenizer import get_tokenizer
 
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
     options = whisper.DecodingOptions(
         language=language,
         task=task,
         without_timestamps=True,
         fp16=model.device.type == "cuda",
         sample_len=max_tokens,
+        # -1: openai-whisper's usual non-speech set. <|notimestamps|> is prompt-only when
+        # timestamps are off; a weak model that emits it would leak it into the text.
+        suppress_tokens=[-1, tokenizer.no_timestamps],
     )
     return [r.text.strip() for r in whisper.decode(model, mels, options)]
 
