@@ -40,6 +40,10 @@ try:
     LABEL_MODEL = layout.label_model_name(config["labels"]["model"])
 except ValueError as e:
     raise WorkflowError(str(e))
+# English-only checkpoints (`*.en`) decode English only; say so before any download.
+# A local folder not named so is caught by the calibration job (calibration.py).
+if MODEL.endswith(".en") and set(LANGUAGES) != {"en_us"}:
+    config_error("languages", f"{config['model']!r} is English-only: set languages: [en_us]")
 N_SAMPLES = config["samples_per_language"]
 PER_JOB = config["calibration"]["samples_per_job"]
 N_GROUPS = -(-N_SAMPLES // PER_JOB)

@@ -22,6 +22,8 @@ from .languages import whisper_code
 
 TASK_TYPES = {"transcribe": "transcription_with_lang", "translate": "translation_with_lang"}
 TASK_TYPES_NO_LANG = {"transcribe": "transcription_no_lang"}  # English-only models
+# openai-whisper's rule: multilingual vocabularies have 51865 ids or more (large-v3 51866).
+MULTILINGUAL_VOCAB = 51865
 
 
 # --- encoder -------------------------------------------------------------------
@@ -120,6 +122,26 @@ def decoder_input(model, ids: list[int]) -> np.ndarray:
     return hidden.float().cpu().numpy()
 
 
+def is_multilingual(model) -> bool:
+    """The generation config's flag, which `generate` reads; for a checkpoint saved
+    without it, the vocabulary size (a default of False would silently drop the language
+    and task tokens of a multilingual model)."""
+    flag = getattr(model.generation_config, "is_multilingual", None)
+    return bool(flag) if flag is not None else model.config.vocab_size >= MULTILINGUAL_VOCAB
+
+
+def _require_english(snapshot: str, samples: list[str]) -> None:
+    """An English-only model only ever decodes English: on other speech it would generate
+    text unlike anything it sees in use, and the decoder would be calibrated on that."""
+    langs = {layout.sample_lang(s) for s in samples}
+    foreign = sorted(lang for lang in langs if whisper_code(lang) != "en")
+    if foreign:
+        raise ValueError(
+            f"{snapshot} is an English-only Whisper model (no language tokens) and cannot be "
+            f"calibrated on {foreign}: set config key 'languages' to [en_us]"
+        )
+
+
 @dataclass(frozen=True)
 class DecoderSettings:
     seed: int = 0
@@ -161,7 +183,9 @@ def calibrate_decoder(
 
     model = load_model(snapshot, device)
     tokenizer = load_processor(snapshot).tokenizer
-    multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
+    multilingual = is_multilingual(model)
+    if not multilingual:
+        _require_english(snapshot, samples)
     eot = tokenizer.eos_token_id
     max_len = model.config.max_target_positions
     tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
