@@ -17,6 +17,8 @@ for _g in range(N_GROUPS):
             f"logs/calibrate_encoder/{{lang}}_{group_name(_g)}.log",
         benchmark:
             f"benchmarks/calibrate_encoder/{{lang}}_{group_name(_g)}.tsv"
+        group:
+            "calibrate"
         resources:
             mem_mb=2000,
             runtime=30,
@@ -43,6 +45,8 @@ for _g in range(N_GROUPS):
             f"logs/calibrate_decoder/{{lang}}_{group_name(_g)}.log",
         benchmark:
             f"benchmarks/calibrate_decoder/{{lang}}_{group_name(_g)}.tsv"
+        group:
+            "calibrate"
         threads: 2
         resources:
             mem_mb=8000,

@@ -15,6 +15,8 @@ rule label:
         "logs/label/{lang}_{group}.log",
     benchmark:
         "benchmarks/label/{lang}_{group}.tsv"
+    group:
+        "label"
     threads: 2
     resources:
         mem_mb=16000,
