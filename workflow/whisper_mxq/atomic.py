@@ -7,6 +7,7 @@ later step lists or reads.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -32,10 +33,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes files 0600; give the result the mode a plain open() would.
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, final)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        # A bare "[Errno 28] No space left on device" names no file; say which one.
+        message = f"cannot write {final}: {e.strerror or e}"
+        raise (OSError(e.errno, message) if e.errno else OSError(message)) from e
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -61,11 +75,11 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
+    # Serialised in memory first: np.save into a file reports a full disk as "N requested
+    # and M written" with no errno, where a plain write says ENOSPC.
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    write_bytes(path, buf.getvalue())
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:

@@ -233,10 +233,12 @@ def _generation_config(tok: WhisperTokenizerFast, english_only: bool) -> Generat
         max_initial_timestamp_index=50,
         return_timestamps=False,
         # Real checkpoints forbid a leading space or end-of-text as the first text token;
-        # that also makes the random model emit at least one token. Their suppress_tokens
-        # (~90 symbol tokens) only shape real transcripts, so it stays empty here.
+        # that also makes the random model emit at least one token. A trained model never
+        # emits special or timestamp tokens mid-text; a random one mostly does, which
+        # would leave the demo's decoder calibration without text. So every special id
+        # above end-of-text is suppressed: the random model then "speaks" text tokens.
         begin_suppress_tokens=[tok.convert_tokens_to_ids("Ġ"), eot],
-        suppress_tokens=[],
+        suppress_tokens=list(range(eot + 1, len(tok))),
         is_multilingual=not english_only,
     )
     if not english_only:
