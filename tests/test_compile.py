@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import DOUBLE, OFFLINE, REPO, offline_env, snakemake
+from conftest import OFFLINE, offline_env, snakemake
 
 
 def test_mxq_target_fails_at_once_without_qbcompiler(tmp_path):

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,9 +48,35 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden sibling folder; it replaces `path` only once the body succeeds.
+
+    A killed job leaves a dot-folder nobody lists instead of a half-written model. An
+    existing `path` is moved aside first because os.replace cannot overwrite a non-empty
+    folder.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result should look like mkdir's
+    try:
+        yield tmp
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
+            os.replace(final, old / final.name)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -13,21 +13,18 @@ them, so importing this module (or the package) stays cheap.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import io
 import os
 import random
-import shutil
 import subprocess
 import tempfile
 import unicodedata
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from whisper_mxq.atomic import atomic_path, write_bytes
+from whisper_mxq.atomic import atomic_dir, atomic_path, write_bytes
 from whisper_mxq.languages import FLEURS_TO_WHISPER
 
 if TYPE_CHECKING:
@@ -176,38 +173,6 @@ def build_tokenizer(
 # ---------------------------------------------------------------------------------------
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def _atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden sibling folder; it replaces `path` only once the body succeeds.
-
-    A killed job leaves a dot-folder nobody lists instead of a half-written model. An
-    existing `path` is moved aside first because os.replace cannot overwrite a non-empty
-    folder.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result should look like mkdir's
-    try:
-        yield tmp
-        if final.exists():
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
-            os.replace(final, old / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _token_ids(tok: WhisperTokenizerFast, tokens: list[str]) -> dict[str, int]:
     return {t: tok.convert_tokens_to_ids(t) for t in tokens}
 
@@ -303,7 +268,7 @@ def build_tiny_model(
     model = WhisperForConditionalGeneration(_whisper_config(tok, num_mel_bins, d_model)).eval()
     model.generation_config = _generation_config(tok, english_only)
     features = WhisperFeatureExtractor(feature_size=num_mel_bins)
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)  # safetensors
         WhisperProcessor(feature_extractor=features, tokenizer=tok).save_pretrained(tmp)
         # preprocessor_config.json too, as Hub repos have it: transformers 4.x (beside

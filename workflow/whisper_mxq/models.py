@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from . import atomic
+
 
 def _fp32() -> dict:
     """`dtype=` since transformers 4.56; the tutorial's pinned 4.50 spells it torch_dtype."""
@@ -22,12 +24,6 @@ def _fp32() -> dict:
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     return {"dtype": torch.float32} if (major, minor) >= (4, 56) else {"torch_dtype": torch.float32}
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
 
 
 def snapshot_model(source: str, out_dir: str) -> None:
@@ -42,19 +38,18 @@ def snapshot_model(source: str, out_dir: str) -> None:
             f"(tokenizer + feature extractor files): {e}"
         ) from e
     # safetensors only: a pickled pytorch_model.bin from the Hub is refused.
-    model = WhisperForConditionalGeneration.from_pretrained(
-        source, use_safetensors=True, **_fp32()
-    )
-    final = Path(out_dir)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     try:
+        model = WhisperForConditionalGeneration.from_pretrained(
+            source, use_safetensors=True, **_fp32()
+        )
+    except OSError as e:
+        raise ValueError(
+            f"config key 'model': cannot load safetensors weights from {source!r} "
+            f"(pickled pytorch_model.bin checkpoints are refused): {e}"
+        ) from e
+    with atomic.atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_model(snapshot: str, device: str = "cpu"):
