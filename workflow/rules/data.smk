@@ -10,6 +10,7 @@ rule download:
     params:
         source=config["fleurs"]["source"],
         split=config["fleurs"]["split"],
+        max_skipped_fraction=config["data"]["max_skipped_fraction"],
     log:
         "logs/download/{lang}.log",
     benchmark:

@@ -6,4 +6,5 @@ data.download(
     snakemake.wildcards.lang,
     list(snakemake.output.wavs),
     snakemake.output.manifest,
+    snakemake.params.max_skipped_fraction,
 )

@@ -15,6 +15,11 @@ from . import atomic, audio
 from .languages import whisper_code
 
 PARQUET_REVISION = "refs/convert/parquet"
+# Download always fills a language with the clips asked for, skipping bad ones, so a
+# "minimum usable" count is met or the language fails anyway. What betrays a broken
+# source (wrong shards, a codec soundfile lacks) is the share of clips read that had to
+# be skipped: above this (config `data.max_skipped_fraction`) the language fails.
+MAX_SKIPPED_FRACTION = 0.5
 # FLEURS columns the workflow reads; a shard without one of them is refused.
 REQUIRED_COLUMNS = ("id", "audio", "transcription", "raw_transcription")
 
@@ -51,6 +56,10 @@ def stream_rows(source: Source, lang: str) -> Iterator[dict]:
         raise ValueError(
             f"language {lang!r}: no FLEURS {source.split!r} shards at {files} ({e})"
         ) from e
+    except ValueError as e:  # a local glob matching nothing: "all the data_files are invalid"
+        raise ValueError(
+            f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} ({e})"
+        ) from e
     missing = [c for c in REQUIRED_COLUMNS if c not in (ds.column_names or REQUIRED_COLUMNS)]
     if missing:
         raise ValueError(f"language {lang!r}: FLEURS shards {files} lack columns {missing}")
@@ -68,7 +77,12 @@ def audio_bytes(row: dict, name: str) -> bytes:
 
 
 def download_language(
-    rows: Iterable[dict], lang: str, wav_paths: list[str], manifest_path: str, source: str = ""
+    rows: Iterable[dict],
+    lang: str,
+    wav_paths: list[str],
+    manifest_path: str,
+    source: str = "",
+    max_skipped_fraction: float = MAX_SKIPPED_FRACTION,
 ) -> dict:
     """Write the first len(wav_paths) usable clips of `rows`; record every skipped one.
 
@@ -109,6 +123,7 @@ def download_language(
             f"language {lang!r}: only {len(kept)} usable clips of the {wanted} asked for "
             f"from {source or 'FLEURS'} ({len(skipped)} skipped{': ' + reasons if reasons else ''})"
         )
+    check_skipped(lang, len(kept), skipped, max_skipped_fraction)
     manifest = {
         "language": lang,
         "whisper_language": whisper_code(lang),
@@ -120,7 +135,26 @@ def download_language(
     return manifest
 
 
-def download(source: Source, lang: str, wav_paths: list[str], manifest_path: str) -> dict:
+def check_skipped(lang: str, n_kept: int, skipped: list[dict], max_fraction: float) -> None:
+    """Fail the language when more than `max_fraction` of the clips read were skipped."""
+    read = n_kept + len(skipped)
+    if read and len(skipped) / read > max_fraction:
+        reasons = "; ".join(s["reason"] for s in skipped[:5])
+        raise ValueError(
+            f"language {lang!r}: {len(skipped)} of {read} clips read were skipped, over "
+            f"config key 'data.max_skipped_fraction' = {max_fraction} ({reasons})"
+        )
+
+
+def download(
+    source: Source,
+    lang: str,
+    wav_paths: list[str],
+    manifest_path: str,
+    max_skipped_fraction: float = MAX_SKIPPED_FRACTION,
+) -> dict:
     whisper_code(lang)  # an unknown language fails before any network traffic
     where = f"{source.location} ({source.split})"
-    return download_language(stream_rows(source, lang), lang, wav_paths, manifest_path, where)
+    return download_language(
+        stream_rows(source, lang), lang, wav_paths, manifest_path, where, max_skipped_fraction
+    )
