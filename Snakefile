@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/compile.smk"
+include: "workflow/rules/quality.smk"
 include: "workflow/rules/bundle.smk"
 
 

@@ -81,3 +81,20 @@ def inside_workdir(path: str, key: str) -> str:
 BUNDLE = "bundle/{model}-mxq"
 BUNDLE_CONFIG = "config.json"
 BUNDLE_EMBEDDINGS = "model.safetensors"
+
+
+# --- quality: ONNX Runtime INT8 backend and report ---------------------------
+ONNX = "compiled/{model}_{part}.onnx"  # float32 export, NPU-shaped inputs
+ONNX_INT8 = "compiled/{model}_{part}.int8.onnx"
+EVAL_AUDIO = "data/eval_audio/{sample}.wav"  # held out: never in the calibration set
+EVAL_MANIFEST = "data/eval_manifests/{lang}.json"
+QUALITY_REFERENCE = "reports/quality/{model}_fp32.json"  # FP32 greedy tokens, computed once
+QUALITY = "reports/{model}_quality.json"
+QUALITY_PLOTS = {
+    "wer": "reports/{model}_quality_wer.png",
+    "agreement": "reports/{model}_quality_agreement.png",
+    "latency": "reports/{model}_quality_latency.png",
+}
+SWEEP_POINT = "reports/sweep/{model}/{mix}_{size}.json"
+SWEEP = "reports/{model}_sweep.json"
+SWEEP_PLOT = "reports/{model}_sweep.png"

@@ -1,0 +1,217 @@
+# Quality: an ONNX Runtime INT8 backend fed by the very calibration files qbcompiler
+# reads, and what quantization costs on held-out clips (FP32 PyTorch vs INT8 ONNX).
+# Needs no NPU SDK. Targets: `quality` (report and plots), `quality_sweep`.
+from whisper_mxq.quality import sweep_sizes
+
+QUALITY = config["quality"]
+EVAL = QUALITY["eval"]
+EVAL_SOURCE = EVAL["source"] or config["fleurs"]["source"]
+N_EVAL = EVAL["samples_per_language"]
+QUALITY_INFO = {"model": MODEL, "method": QUALITY["method"], "per_channel": QUALITY["per_channel"]}
+
+
+def model_file(pattern, part):
+    return pattern.replace("{part}", part)
+
+
+def calibration_of(part):
+    """The file qbcompiler calibrates this part with; the INT8 backend reads the same."""
+    return layout.ENCODER_LIST if part == "encoder" else layout.DECODER_JSON
+
+
+def eval_inputs():
+    return {
+        "model": SNAPSHOT,
+        "wavs": [
+            layout.EVAL_AUDIO.format(sample=layout.sample_id(lang, i))
+            for lang in LANGUAGES
+            for i in range(N_EVAL)
+        ],
+        "manifests": expand(layout.EVAL_MANIFEST, lang=LANGUAGES),
+        "reference": layout.QUALITY_REFERENCE,
+    }
+
+
+def sweep_points():
+    sizes = sweep_sizes(len(LANGUAGES) * N_SAMPLES, QUALITY["sweep"]["sizes"])
+    return [
+        layout.SWEEP_POINT.format(model=MODEL, mix=mix, size=size)
+        for mix in QUALITY["sweep"]["mixes"]
+        for size in sizes
+    ]
+
+
+def quality_files():
+    return [layout.QUALITY.format(model=MODEL)] + [
+        p.format(model=MODEL) for p in layout.QUALITY_PLOTS.values()
+    ]
+
+
+localrules:
+    download_eval,
+    quality,
+    quality_sweep,
+    quality_sweep_plot,
+
+
+rule download_eval:
+    input:
+        source=local_input(EVAL_SOURCE),
+        calibration=layout.MANIFEST,
+    output:
+        wavs=lang_pattern(layout.EVAL_AUDIO, range(N_EVAL)),
+        manifest=layout.EVAL_MANIFEST,
+    params:
+        source=EVAL_SOURCE,
+        split=EVAL["split"],
+    log:
+        "logs/download_eval/{lang}.log",
+    retries: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/download_eval.py"
+
+
+rule onnx_export:
+    input:
+        SNAPSHOT,
+    output:
+        layout.ONNX,
+    log:
+        "logs/onnx_export/{model}_{part}.log",
+    benchmark:
+        "benchmarks/onnx_export/{model}_{part}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    script:
+        "../scripts/onnx_export.py"
+
+
+rule onnx_int8:
+    input:
+        onnx=layout.ONNX,
+        calib=lambda w: calibration_of(w.part),
+    output:
+        layout.ONNX_INT8,
+    params:
+        method=QUALITY["method"],
+        per_channel=QUALITY["per_channel"],
+    log:
+        "logs/onnx_int8/{model}_{part}.log",
+    benchmark:
+        "benchmarks/onnx_int8/{model}_{part}.tsv"
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    script:
+        "../scripts/onnx_int8.py"
+
+
+rule quality_reference:
+    input:
+        **{k: v for k, v in eval_inputs().items() if k != "reference"},
+    output:
+        layout.QUALITY_REFERENCE,
+    params:
+        max_new_tokens=QUALITY["max_new_tokens"],
+    log:
+        "logs/quality_reference/{model}.log",
+    benchmark:
+        "benchmarks/quality_reference/{model}.tsv"
+    threads: QUALITY["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../scripts/quality_reference.py"
+
+
+rule quality_report:
+    input:
+        **eval_inputs(),
+        encoder=model_file(layout.ONNX, "encoder"),
+        int8_encoder=model_file(layout.ONNX_INT8, "encoder"),
+        int8_decoder=model_file(layout.ONNX_INT8, "decoder"),
+        calib=[layout.ENCODER_LIST, layout.DECODER_JSON],
+    output:
+        json=layout.QUALITY,
+        wer=report(layout.QUALITY_PLOTS["wer"], caption="../report/quality_wer.rst", category="Quality"),
+        agreement=report(
+            layout.QUALITY_PLOTS["agreement"],
+            caption="../report/quality_agreement.rst",
+            category="Quality",
+        ),
+        latency=report(
+            layout.QUALITY_PLOTS["latency"],
+            caption="../report/quality_latency.rst",
+            category="Quality",
+        ),
+    params:
+        info=QUALITY_INFO,
+        max_new_tokens=QUALITY["max_new_tokens"],
+        latency_runs=QUALITY["latency_runs"],
+    log:
+        "logs/quality_report/{model}.log",
+    benchmark:
+        "benchmarks/quality_report/{model}.tsv"
+    threads: QUALITY["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../scripts/quality_report.py"
+
+
+rule sweep_point:
+    input:
+        **eval_inputs(),
+        encoder=model_file(layout.ONNX, "encoder"),
+        decoder=model_file(layout.ONNX, "decoder"),
+        calib_encoder=layout.ENCODER_LIST,
+        calib_decoder=layout.DECODER_JSON,
+    output:
+        layout.SWEEP_POINT,
+    params:
+        method=QUALITY["method"],
+        per_channel=QUALITY["per_channel"],
+    wildcard_constraints:
+        mix="all|transcribe",
+        size=r"\d+",
+    log:
+        "logs/sweep_point/{model}_{mix}_{size}.log",
+    benchmark:
+        "benchmarks/sweep_point/{model}_{mix}_{size}.tsv"
+    threads: QUALITY["threads"]
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    script:
+        "../scripts/sweep_point.py"
+
+
+rule quality_sweep_plot:
+    input:
+        sweep_points(),
+    output:
+        json=layout.SWEEP,
+        plot=report(layout.SWEEP_PLOT, caption="../report/quality_sweep.rst", category="Quality"),
+    params:
+        info=QUALITY_INFO,
+    log:
+        "logs/quality_sweep/{model}.log",
+    script:
+        "../scripts/quality_sweep.py"
+
+
+rule quality:
+    input:
+        quality_files(),
+
+
+rule quality_sweep:
+    input:
+        layout.SWEEP.format(model=MODEL),
+        layout.SWEEP_PLOT.format(model=MODEL),

@@ -1,0 +1,9 @@
+from whisper_mxq import atomic, logs, quality
+
+logs.to_file(snakemake.log)
+quality.write_sweep(
+    [atomic.read_json(p) for p in snakemake.input],
+    snakemake.output.json,
+    snakemake.output.plot,
+    snakemake.params.info,
+)

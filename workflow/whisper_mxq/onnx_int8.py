@@ -1,0 +1,306 @@
+"""A compile backend that runs anywhere: ONNX export and ONNX Runtime static INT8.
+
+The graphs are cut where the NPU's are, so the INT8 models see exactly the calibration
+files that go to qbcompiler:
+
+- encoder: mel as [1, n_frames, n_mels] (the NPU layout, and the layout of the encoder
+  .npy files, so they feed in untransposed) -> last hidden state [1, n_source, d_model];
+- decoder: host-computed embeddings [1, T, d_model] (token + position, T dynamic) and
+  encoder states [1, n_source, d_model] -> logits [1, T, vocab]. No KV cache: the NPU
+  keeps its cache on device, so the graph recomputes the whole prefix each step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from . import atomic, layout
+
+ENCODER_INPUT = "input_features"
+ENCODER_OUTPUT = "last_hidden_state"
+# The names whisper_decoder_calib.json's "info" gives its two inputs, in its order.
+DECODER_INPUTS = ("decoder_hidden_states", "encoder_hidden_states")
+DECODER_OUTPUT = "logits"
+METHODS = ("minmax", "entropy", "percentile")
+OPSET = 17
+# The ops that carry the compute. Leaving the rest in float keeps the decoder's causal
+# mask (-inf entries) out of calibration, which the histogram methods cannot bin.
+OP_TYPES = ("Conv", "MatMul", "Gemm")
+
+
+# --- export -----------------------------------------------------------------------
+def _encoder_module(model):
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = model.get_encoder()
+
+        def forward(self, features):  # [1, n_frames, n_mels], as the NPU takes it
+            return self.encoder(features.transpose(1, 2)).last_hidden_state
+
+    return Encoder().eval()
+
+
+class _NoPositions:
+    """Stands in for embed_positions: the host already added positions to the input."""
+
+    def __call__(self, x, *args, **kwargs):
+        import torch
+
+        return torch.zeros((), dtype=x.dtype)
+
+
+@contextlib.contextmanager
+def _host_embeddings(decoder) -> Iterator[None]:
+    """Let the decoder take embeddings + positions as computed by the host. Swapping the
+    position table out (instead of calling the layers one by one) keeps the decoder's
+    own mask and layer logic, which change between transformers releases."""
+    original = decoder.embed_positions
+    object.__setattr__(decoder, "embed_positions", _NoPositions())
+    try:
+        yield
+    finally:
+        object.__setattr__(decoder, "embed_positions", original)
+
+
+def _decoder_module(model):
+    import torch
+
+    class Decoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.decoder = model.get_decoder()
+            self.proj_out = model.proj_out
+
+        def forward(self, decoder_hidden_states, encoder_hidden_states):
+            # An explicit all-ones padding mask: without one, transformers looks for
+            # packed sequences with aten::diff, which the ONNX exporter lacks.
+            mask = torch.ones(decoder_hidden_states.shape[:2], dtype=torch.long)
+            hidden = self.decoder(
+                inputs_embeds=decoder_hidden_states,
+                attention_mask=mask,
+                encoder_hidden_states=encoder_hidden_states,
+                use_cache=False,
+            ).last_hidden_state
+            return self.proj_out(hidden)
+
+    return Decoder().eval()
+
+
+def _export(module, args: tuple, path: str, inputs: list[str], output: str, dynamic: dict) -> None:
+    import torch
+
+    with atomic.atomic_path(path) as tmp, torch.no_grad():
+        # The TorchScript exporter: it needs no onnxscript and handles the dynamic T.
+        torch.onnx.export(
+            module, args, str(tmp), input_names=inputs, output_names=[output],
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
+        )
+
+
+def export_encoder(model, path: str) -> None:
+    cfg = model.config
+    features = _zeros(1, 2 * cfg.max_source_positions, cfg.num_mel_bins)
+    _export(_encoder_module(model), (features,), path, [ENCODER_INPUT], ENCODER_OUTPUT, {})
+
+
+def export_decoder(model, path: str) -> None:
+    cfg = model.config
+    hidden = _zeros(1, 4, cfg.d_model)
+    states = _zeros(1, cfg.max_source_positions, cfg.d_model)
+    dynamic = {DECODER_INPUTS[0]: {1: "T"}, DECODER_OUTPUT: {1: "T"}}
+    with _host_embeddings(model.get_decoder()):
+        _export(_decoder_module(model), (hidden, states), path, list(DECODER_INPUTS), DECODER_OUTPUT, dynamic)
+
+
+def export(snapshot: str, part: str, path: str) -> None:
+    from .models import load_model
+
+    model = load_model(snapshot)
+    (export_encoder if part == "encoder" else export_decoder)(model, path)
+
+
+def _zeros(*shape: int):
+    import torch
+
+    return torch.zeros(shape, dtype=torch.float32)
+
+
+# --- calibration readers -------------------------------------------------------------
+def _sample_of(path: str, pattern: str) -> str:
+    """Sample id from a calibration path, by the layout pattern's file or folder name."""
+    parts = Path(pattern).parts
+    level = next(i for i, p in enumerate(parts) if "{sample}" in p)
+    name = Path(path).parts[level - len(parts)]
+    prefix, suffix = parts[level].split("{sample}")
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        raise ValueError(f"{path}: not named like {pattern}")
+    return name[len(prefix) : len(name) - len(suffix)]
+
+
+def encoder_calibration(list_path: str) -> list[tuple[str, str]]:
+    """(sample id, .npy path) of each line of whisper_encoder_cali.txt, in order."""
+    with open(list_path, encoding="utf-8") as f:
+        paths = [line.strip() for line in f if line.strip()]
+    return [(_sample_of(p, layout.ENCODER_NPY), p) for p in paths]
+
+
+def decoder_calibration(json_path: str) -> list[dict]:
+    """Entries of whisper_decoder_calib.json: sample id, both paths, task type."""
+    calib = atomic.read_json(json_path)
+    names = tuple(calib["info"]["input names"])
+    if names != DECODER_INPUTS:
+        raise ValueError(f"{json_path}: input names {names}, expected {DECODER_INPUTS}")
+    metadata = calib.get("metadata") or [{} for _ in calib["calib paths"]]
+    return [
+        {
+            "sample": _sample_of(dec, layout.DECODER_DECODER_STATES),
+            "decoder_hidden_states": dec,
+            "encoder_hidden_states": enc,
+            "use_translation": bool(meta.get("use_translation", False)),
+        }
+        for (dec, enc), meta in zip(calib["calib paths"], metadata, strict=True)
+    ]
+
+
+def _keep(sample: str, samples: set[str] | None) -> bool:
+    return samples is None or sample in samples
+
+
+class _Reader:
+    """An onnxruntime CalibrationDataReader over a list of feeds loaded lazily."""
+
+    def __init__(self, feeds: list[dict[str, str]]):
+        if not feeds:
+            raise ValueError("no calibration samples to quantize with")
+        self.feeds = feeds
+        self.count = len(feeds)
+        self._it = iter(self.feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        feed = next(self._it, None)
+        return None if feed is None else {k: atomic.read_npy(p) for k, p in feed.items()}
+
+    def rewind(self) -> None:
+        self._it = iter(self.feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._it = iter(self.feeds[start_index:end_index])
+
+
+def encoder_reader(list_path: str, samples: set[str] | None = None) -> _Reader:
+    """Feeds the encoder .npy files as they are: [1, n_frames, n_mels], the graph's layout."""
+    return _Reader([{ENCODER_INPUT: p} for s, p in encoder_calibration(list_path) if _keep(s, samples)])
+
+
+def decoder_reader(json_path: str, samples: set[str] | None = None) -> _Reader:
+    return _Reader([
+        {name: e[name] for name in DECODER_INPUTS}
+        for e in decoder_calibration(json_path)
+        if _keep(e["sample"], samples)
+    ])
+
+
+def reader(part: str, calib_path: str, samples: set[str] | None = None) -> _Reader:
+    return (encoder_reader if part == "encoder" else decoder_reader)(calib_path, samples)
+
+
+# --- quantization ----------------------------------------------------------------------
+def _as_ort_reader(source: _Reader):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            return source.get_next()
+
+        def rewind(self):
+            source.rewind()
+
+        def set_range(self, start_index, end_index):
+            source.set_range(start_index, end_index)
+
+        def __len__(self):
+            return source.count
+
+    return Reader()
+
+
+
+def _calibration_options(method: str) -> dict:
+    """MinMax keeps two scalars per tensor and sample. The histogram methods keep every
+    intermediate tensor of every sample they hold, which for a real encoder is gigabytes
+    per sample: they collect one sample at a time and merge histograms (one, because the
+    decoder's T differs between samples and a batch of them cannot be stacked). Not
+    CalibMaxIntermediateOutputs: in onnxruntime 1.2x it drops each full batch unused."""
+    return {} if method == "minmax" else {"CalibStridedMinMax": 1}
+
+
+def quantize(
+    fp32_path: str,
+    out_path: str,
+    data: _Reader,
+    method: str = "minmax",
+    per_channel: bool = False,
+) -> None:
+    """Static INT8 (QDQ, signed weights and activations) from the calibration feeds."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
+    data.rewind()
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_path))) as tmp:
+        staged = os.path.join(tmp, "model.int8.onnx")
+        # quantize_static writes `<input>-inferred.onnx` beside its input: a private
+        # link keeps concurrent jobs on the same FP32 model from deleting each other's.
+        source = os.path.join(tmp, "model.onnx")
+        os.symlink(os.path.abspath(fp32_path), source)
+        quantize_static(
+            source, staged, _as_ort_reader(data),
+            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8, per_channel=per_channel,
+            calibrate_method=methods[method],
+            extra_options=_calibration_options(method),
+        )
+        with atomic.atomic_path(out_path) as final_tmp:
+            os.replace(staged, final_tmp)
+
+
+# --- inference ------------------------------------------------------------------------
+def session(path: str, threads: int = 1):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def run_encoder(sess, features: np.ndarray) -> np.ndarray:
+    """features [1, n_frames, n_mels] -> encoder states [1, n_source, d_model]."""
+    return sess.run([ENCODER_OUTPUT], {ENCODER_INPUT: features})[0]
+
+
+def run_decoder(sess, hidden: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """embeddings [1, T, d] + encoder states -> logits [1, T, vocab]."""
+    return sess.run([DECODER_OUTPUT], dict(zip(DECODER_INPUTS, (hidden, states))))[0]
+
+
+def quantize_part(
+    part: str, fp32_path: str, calib_path: str, out_path: str, method: str,
+    per_channel: bool = False, samples: Iterable[str] | None = None,
+) -> int:
+    """Quantize one part from its calibration file; returns the number of samples used."""
+    data = reader(part, calib_path, None if samples is None else set(samples))
+    quantize(fp32_path, out_path, data, method, per_channel)
+    return data.count
