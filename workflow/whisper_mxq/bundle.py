@@ -9,12 +9,9 @@ only those two embedding tables.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 from . import atomic, layout
 
@@ -77,27 +74,6 @@ def write_embeddings(path: str | os.PathLike, tables: dict) -> None:
     save_file(tables, str(path), metadata={"format": "pt"})
 
 
-@contextlib.contextmanager
-def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden sibling folder that replaces `path` only once the body succeeds, so
-    the runtime never finds a bundle with one .mxq and no config."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
-        yield tmp
-        if final.exists():  # os.replace cannot overwrite a non-empty folder
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
-            os.replace(final, old / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def build_bundle(snapshot: str, encoder_mxq: str, decoder_mxq: str, out_dir: str) -> None:
     """Model snapshot + compiled .mxq files -> the runtime folder `out_dir`, atomically."""
     from transformers import GenerationConfig, WhisperConfig
@@ -111,7 +87,8 @@ def build_bundle(snapshot: str, encoder_mxq: str, decoder_mxq: str, out_dir: str
     processor = load_processor(snapshot)
     generation = GenerationConfig.from_pretrained(snapshot, local_files_only=True)
     tables = read_embeddings(snapshot)
-    with staged_dir(out_dir) as tmp:
+    # Staged beside out_dir and renamed: the runtime never finds one .mxq and no config.
+    with atomic.atomic_dir(out_dir) as tmp:
         shutil.copyfile(encoder_mxq, tmp / enc_name)
         shutil.copyfile(decoder_mxq, tmp / dec_name)
         processor.save_pretrained(tmp)
