@@ -15,6 +15,7 @@ calibration.calibrate_decoder(
         max_new_tokens=cfg["max_new_tokens"],
         batch_size=cfg["batch_size"],
         normalize_text=cfg["normalize_text"],
+        dtype=cfg["dtype"],
     ),
     device=models.pick_device(cfg["device"]),
 )

@@ -149,14 +149,39 @@ class DecoderSettings:
     max_new_tokens: int = 224
     batch_size: int = 8
     normalize_text: bool = False
+    dtype: str = "fp32"  # generation only (auto, fp32, fp16, bf16); saved tensors are fp32
 
 
-def _generate(model, feats, language: str | None, task: str, max_new_tokens: int) -> list[list[int]]:
+GENERATION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def generation_model(model, dtype: str):
+    """The model `generate` runs: the fp32 model itself, or a half-precision copy.
+    The copy only decodes; encoder states and embeddings come from the fp32 model."""
+    import copy
+
     import torch
 
+    if dtype == "auto":  # half precision where it is fast
+        dtype = "fp16" if model.device.type == "cuda" else "fp32"
+    if dtype not in GENERATION_DTYPES:
+        raise ValueError(f"config key 'calibration.dtype': {dtype!r} is not one of {list(GENERATION_DTYPES)}")
+    if dtype == "fp32":
+        return model
+    return copy.deepcopy(model).to(getattr(torch, GENERATION_DTYPES[dtype]))
+
+
+def _generate(model, states, language: str | None, task: str, max_new_tokens: int) -> list[list[int]]:
+    """Greedy decode from precomputed encoder states: generate would otherwise run the
+    encoder a second time. Every row has the same prompt, so no padding is needed;
+    rows that end early are filled with end-of-text, which text_ids cuts off."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
     kwargs = {"language": language, "task": task} if language else {}
+    encoder_outputs = BaseModelOutput(last_hidden_state=states.to(model.dtype))
     with torch.no_grad():
-        out = model.generate(feats, max_new_tokens=max_new_tokens, **kwargs)
+        out = model.generate(encoder_outputs=encoder_outputs, max_new_tokens=max_new_tokens, **kwargs)
     sequences = out.sequences if hasattr(out, "sequences") else out
     return sequences.cpu().tolist()
 
@@ -182,6 +207,7 @@ def calibrate_decoder(
     from .models import load_model, load_processor
 
     model = load_model(snapshot, device)
+    generator = generation_model(model, settings.dtype)
     tokenizer = load_processor(snapshot).tokenizer
     multilingual = is_multilingual(model)
     if not multilingual:
@@ -189,17 +215,19 @@ def calibrate_decoder(
     eot = tokenizer.eos_token_id
     max_len = model.config.max_target_positions
     tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
-    for task in sorted(set(tasks)):
-        members = [i for i, t in enumerate(tasks) if t == task]
+    languages = [whisper_code(layout.sample_lang(s)) for s in samples]
+    # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
+    for language, task in sorted(set(zip(languages, tasks))):
+        members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
         for start in range(0, len(members), settings.batch_size):
             batch = members[start : start + settings.batch_size]
             feats = torch.from_numpy(
                 np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
             ).transpose(1, 2).contiguous().to(device)
-            language = whisper_code(layout.sample_lang(samples[batch[0]]))
-            states = _encode(model, feats).float().cpu().numpy()
+            encoded = _encode(model, feats)
+            states = encoded.float().cpu().numpy()
             generated = _generate(
-                model, feats, language if multilingual else None, task, settings.max_new_tokens
+                generator, encoded, language if multilingual else None, task, settings.max_new_tokens
             )
             for row, i in enumerate(batch):
                 p = prompt(tokenizer, language, task, multilingual)
