@@ -19,6 +19,7 @@ for _g in range(N_GROUPS):
             f"benchmarks/calibrate_encoder/{{lang}}_{group_name(_g)}.tsv"
         group:
             "calibrate"
+        threads: 1
         resources:
             mem_mb=2000,
             runtime=30,

@@ -14,6 +14,7 @@ rule mblt:
     conda:
         "../../envs/qbcompiler.yaml"
     priority: 50
+    threads: 1
     resources:
         mem_mb=16000,
         runtime=60,

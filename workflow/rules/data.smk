@@ -16,6 +16,7 @@ rule download:
     benchmark:
         "benchmarks/download/{lang}.tsv"
     retries: 2
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=30,

@@ -10,6 +10,9 @@ rule snapshot_model:
         source=config["model"],
     log:
         f"logs/snapshot_model/{MODEL}.log",
+    benchmark:
+        f"benchmarks/snapshot_model/{MODEL}.tsv"
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
@@ -28,6 +31,9 @@ rule snapshot_label_model:
         source=config["labels"]["model"],
     log:
         f"logs/snapshot_label_model/{LABEL_MODEL}.log",
+    benchmark:
+        f"benchmarks/snapshot_label_model/{LABEL_MODEL}.tsv"
+    threads: 1
     resources:
         mem_mb=16000,
         runtime=60,
