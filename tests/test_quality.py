@@ -200,3 +200,26 @@ def test_constant_calibration_features_give_worse_encoder_sqnr(quality_run, tmp_
     real = sqnr(str(quality_run / f"compiled/{MODEL}_encoder.int8.onnx"))
     broken = sqnr(broken_onnx)
     assert real > broken + 3, (real, broken)
+
+
+@pytest.mark.slow
+def test_fp32_onnx_pair_matches_pytorch_with_host_embeddings(quality_run):
+    """The exported graphs are the model: encoder on [1, frames, n_mels], decoder on
+    host-side token + position embeddings, for more than one sequence length."""
+    import torch
+
+    from whisper_mxq import calibration, models
+
+    model = models.load_model(str(quality_run / f"models/{MODEL}"))
+    enc = onnx_int8.session(str(quality_run / f"compiled/{MODEL}_encoder.onnx"))
+    dec = onnx_int8.session(str(quality_run / f"compiled/{MODEL}_decoder.onnx"))
+    feats = atomic.read_npy(quality_run / f"calibration/encoder/encoder_calib_{LANGS[0]}_0000.npy")
+    with torch.no_grad():
+        want = model.get_encoder()(torch.from_numpy(feats).transpose(1, 2)).last_hidden_state
+    states = onnx_int8.run_encoder(enc, feats)
+    np.testing.assert_allclose(states, want.numpy(), rtol=1e-4, atol=1e-4)
+    for ids in ([50258], [50258, 50259, 50359, 50363, 400, 500, 600]):
+        with torch.no_grad():
+            logits = model(encoder_outputs=(want,), decoder_input_ids=torch.tensor([ids])).logits
+        got = onnx_int8.run_decoder(dec, calibration.decoder_input(model, ids), states)
+        np.testing.assert_allclose(got, logits.numpy(), rtol=1e-3, atol=1e-3)

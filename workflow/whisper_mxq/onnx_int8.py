@@ -63,12 +63,13 @@ def _host_embeddings(decoder) -> Iterator[None]:
     """Let the decoder take embeddings + positions as computed by the host. Swapping the
     position table out (instead of calling the layers one by one) keeps the decoder's
     own mask and layer logic, which change between transformers releases."""
-    original = decoder.embed_positions
+    # An instance attribute shadows the registered submodule without unregistering it,
+    # so the weights (and state_dict) stay untouched; deleting it restores the module.
     object.__setattr__(decoder, "embed_positions", _NoPositions())
     try:
         yield
     finally:
-        object.__setattr__(decoder, "embed_positions", original)
+        del decoder.__dict__["embed_positions"]
 
 
 def _decoder_module(model):

@@ -205,12 +205,16 @@ class Context:
                       max_new, self.model.config.max_target_positions)
 
     def text(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(calibration.text_ids(ids[4:], self.eot)).strip()
+        # The prompt's tokens are all special (ids above end-of-text): text_ids drops them.
+        return self.tokenizer.decode(calibration.text_ids(ids, self.eot)).strip()
 
 
 # --- FP32 reference ----------------------------------------------------------------------
 def write_reference(snapshot: str, manifests: list[str], out_json: str, settings: Settings) -> dict:
     """Greedy FP32 tokens of every held-out clip, computed once for the report and sweep."""
+    import torch
+
+    torch.set_num_threads(settings.threads)
     ctx = Context(snapshot, clips(manifests))
     rows = []
     for clip, states in zip(ctx.clips, ctx.fp32_states):
