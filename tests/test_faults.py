@@ -1,0 +1,181 @@
+"""Faults: killed jobs, flaky and dead FLEURS reads, a full disk.
+
+Faults are injected from outside the workflow: tests/faults_site/sitecustomize.py on
+PYTHONPATH (a hung write, a failing FLEURS read), SIGKILL, a tiny tmpfs.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import reliability
+from conftest import OFFLINE, copy_run, snakemake
+from reliability import fault_env, kill_group, start, wait_for
+from whisper_mxq import atomic, calibration, layout
+
+
+@pytest.fixture(scope="session")
+def finished_run(request) -> Path:
+    return reliability.finished_run(request)
+
+
+def listed_paths(work: Path) -> list[Path]:
+    """Every file the two calibration lists name."""
+    enc = (work / layout.ENCODER_LIST).read_text().split()
+    calib = json.loads((work / layout.DECODER_JSON).read_text())
+    return [Path(p) for p in enc] + [Path(p) for pair in calib["calib paths"] for p in pair]
+
+
+# --- SIGKILL ------------------------------------------------------------------------
+def test_sigkill_mid_write_leaves_only_a_hidden_temporary(tmp_path):
+    """A writer killed after its bytes are out but before the rename leaves no file under
+    the final name, only a dot-file that no list or glob picks up."""
+    final = tmp_path / "calibration" / "encoder" / "encoder_calib_en_us_0000.npy"
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from whisper_mxq import atomic
+        atomic.write_npy({str(final)!r}, np.ones((1, 3000, 80), np.float32))
+    """)
+    env = fault_env(tmp_path, FAULT_HANG_ON_WRITE=final.name)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    wait_for(tmp_path / "hanging", proc, timeout=120)
+    kill_group(proc)
+    assert proc.returncode == -signal.SIGKILL
+    assert not final.exists()
+    leftovers = [p.name for p in final.parent.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".{final.name}.")
+    # Shell-style globs (glob.glob, ls *.npy) skip dot-files; pathlib's glob would not.
+    assert glob.glob(str(final.parent / "*.npy")) == []
+    assert glob.glob(str(final.parent / "encoder_calib_*")) == []
+    # The next write of the same file is unaffected by the leftover.
+    atomic.write_npy(final, np.ones((1, 3000, 80), np.float32))
+    calibration.check_npy(str(final), (1, 3000, 80))
+
+
+@pytest.mark.slow
+def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished_run, tmp_path):
+    """SIGKILL the whole run (Snakemake and its job) while the encoder job of en_us group
+    000 is writing its second file (fsync'd, not yet renamed); the next run redoes that job and the lists name only
+    complete files, byte-identical to the uninterrupted run's."""
+    work = copy_run(finished_run, tmp_path / "work")
+    group = [work / layout.ENCODER_NPY.format(sample=f"en_us_{i:04d}") for i in (0, 1)]
+    originals = {p: p.read_bytes() for p in group}
+    # Gone with the list that names them, so the group must run again. (Snakemake 9 does
+    # not rerun for a touched input with the same content, nor for missing intermediates
+    # whose consumers are up to date.)
+    for p in [*group, work / layout.ENCODER_LIST]:
+        p.unlink()
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    env = fault_env(faults, FAULT_HANG_ON_WRITE=group[1].name)
+    proc = start(work, "-j1", "calibration", env=env, log=tmp_path / "killed.log")
+    wait_for(faults / "hanging", proc, timeout=240)
+    job_pid = int((faults / "hanging").read_text().split()[0])
+    kill_group(proc)
+    try:
+        os.kill(job_pid, signal.SIGKILL)  # in case the job left Snakemake's process group
+    except ProcessLookupError:
+        pass
+    # Mid-write: the first file is complete, the second exists only as a hidden temporary.
+    assert group[0].read_bytes() == originals[group[0]]
+    assert not group[1].exists()
+    assert [p.name for p in group[1].parent.glob(f".{group[1].name}.*")]
+
+    # A SIGKILLed Snakemake leaves its lock behind; --unlock is the documented way out.
+    snakemake(work, "--unlock", "--configfile", str(OFFLINE), env=fault_env(faults))
+    proc = snakemake(work, "-j2", "calibration", "--configfile", str(OFFLINE), env=fault_env(faults))
+    assert "calibrate_encoder_000" in proc.stdout + proc.stderr
+    for p in group:
+        assert p.read_bytes() == originals[p]
+    listed = listed_paths(work)
+    assert listed and all(not p.name.startswith(".") for p in listed)
+    for p in listed:
+        np.load(p, allow_pickle=False)  # complete: a truncated file raises here
+
+
+# --- flaky and dead FLEURS --------------------------------------------------------------
+@pytest.mark.slow
+def test_flaky_download_is_retried_and_a_dead_one_fails_its_language_only(finished_run, tmp_path):
+    """en_us's first FLEURS read fails (retried: `retries: 2`); de_de's always fails (its
+    language fails after 3 attempts); with --keep-going fr_fr still finishes."""
+    work = copy_run(finished_run, tmp_path / "work")
+    redo = ["en_us", "de_de", "fr_fr"]
+    before = {}
+    for lang in redo:
+        (work / layout.MANIFEST.format(lang=lang)).unlink()
+        for i in range(4):
+            wav = work / layout.AUDIO.format(sample=f"{lang}_{i:04d}")
+            before[wav] = wav.read_bytes()
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    env = fault_env(faults, FAULT_FLEURS_FLAKY="en_us", FAULT_FLEURS_DOWN="de_de")
+    targets = [layout.MANIFEST.format(lang=lang) for lang in redo]
+    proc = snakemake(work, "-j2", "--keep-going", *targets, "--configfile", str(OFFLINE),
+                     env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    reads = {lang: len((faults / f"fleurs_reads_{lang}").read_text().split()) for lang in redo}
+    assert reads == {"en_us": 2, "de_de": 3, "fr_fr": 1}
+    assert "de_de" in out and "FLEURS unreachable for de_de" in out
+    assert not (work / layout.MANIFEST.format(lang="de_de")).exists()
+    for lang in ("en_us", "fr_fr"):
+        assert (work / layout.MANIFEST.format(lang=lang)).exists()
+        for i in range(4):
+            wav = work / layout.AUDIO.format(sample=f"{lang}_{i:04d}")
+            assert wav.read_bytes() == before[wav]  # the retry wrote the same clips
+
+
+# --- full disk ----------------------------------------------------------------------
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a real ENOSPC. Needs root (mount); skipped elsewhere."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_full_disk_names_the_file_and_leaves_nothing(tiny_disk):
+    final = tiny_disk / "calibration" / "encoder" / "encoder_calib_en_us_0000.npy"
+    with pytest.raises(OSError) as caught:
+        atomic.write_npy(final, np.ones((1, 3000, 80), np.float32))  # 960 KB
+    assert caught.value.errno == errno.ENOSPC
+    assert str(final) in str(caught.value) and "No space left" in str(caught.value)
+    assert list(final.parent.iterdir()) == []  # no final file, no temporary
+
+
+def test_full_disk_in_a_calibration_job_names_the_file(finished_run, tiny_disk):
+    """The encoder calibration step itself, writing onto a full disk."""
+    snapshot = str(finished_run / "models" / "whisper-tiny-random")
+    wav = str(finished_run / layout.AUDIO.format(sample="en_us_0000"))
+    npy = tiny_disk / layout.ENCODER_NPY.format(sample="en_us_0000")
+    with pytest.raises(OSError, match="No space left") as caught:
+        calibration.calibrate_encoder(snapshot, [wav], [str(npy)])
+    assert str(npy) in str(caught.value)
+
+
+def test_enospc_from_any_writer_names_the_file(tmp_path, monkeypatch):
+    """Where no tmpfs can be mounted: the same error, raised by a patched fsync."""
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    final = tmp_path / "data" / "manifests" / "en_us.json"
+    with pytest.raises(OSError, match=f"cannot write {final}: No space left"):
+        atomic.write_json(final, {"language": "en_us"})
+    assert list(final.parent.iterdir()) == []
