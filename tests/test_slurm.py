@@ -7,6 +7,7 @@ the controller does not come up."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ SLURM_TEST_ARGS = (
 
 def slurm_unavailable() -> str | None:
     """Why this machine cannot run the test, or None once the controller answers."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install snakemake-executor-plugin-slurm)"
     if shutil.which("sinfo") is None:
         return "no SLURM client (sinfo) on PATH: run tests/slurm/start_slurm.sh as root first"
     proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
