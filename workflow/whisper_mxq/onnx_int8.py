@@ -240,7 +240,7 @@ def _calibration_options(method: str) -> dict:
     intermediate tensor of every sample they hold, which for a real encoder is gigabytes
     per sample: they collect one sample at a time and merge histograms (one, because the
     decoder's T differs between samples and a batch of them cannot be stacked). Not
-    CalibMaxIntermediateOutputs: in onnxruntime 1.2x it drops each full batch unused."""
+    CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full batch unused."""
     return {} if method == "minmax" else {"CalibStridedMinMax": 1}
 
 
