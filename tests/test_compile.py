@@ -14,7 +14,7 @@ from conftest import OFFLINE, offline_env, snakemake
 def test_mxq_target_fails_at_once_without_qbcompiler(tmp_path):
     start = time.monotonic()
     proc = snakemake(
-        tmp_path, "-j2", "--configfile", str(OFFLINE), "compiled/whisper-tiny-random_encoder.mxq",
+        tmp_path, "compiled/whisper-tiny-random_encoder.mxq", "-j2", "--configfile", str(OFFLINE),
         env=offline_env(double=False), check=False,
     )
     out = proc.stdout + proc.stderr

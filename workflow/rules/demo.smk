@@ -4,6 +4,11 @@
 
 if DEMO:
 
+    localrules:
+        demo_model,
+        demo_label_model,
+        demo_fleurs,
+
     rule demo_model:
         output:
             directory(layout.inside_workdir(DEMO["model"], "demo.model")),

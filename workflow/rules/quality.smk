@@ -70,6 +70,8 @@ rule download_eval:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/data.yaml"
     script:
         "../scripts/download_eval.py"
 
@@ -86,6 +88,8 @@ rule onnx_export:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/onnx_export.py"
 
@@ -106,6 +110,8 @@ rule onnx_int8:
     resources:
         mem_mb=16000,
         runtime=120,
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/onnx_int8.py"
 
@@ -125,6 +131,8 @@ rule quality_reference:
     resources:
         mem_mb=8000,
         runtime=120,
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/quality_reference.py"
 
@@ -161,6 +169,8 @@ rule quality_report:
     resources:
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/quality_report.py"
 
@@ -188,6 +198,8 @@ rule sweep_point:
     resources:
         mem_mb=16000,
         runtime=120,
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/sweep_point.py"
 
@@ -202,6 +214,8 @@ rule quality_sweep_plot:
         info=QUALITY_INFO,
     log:
         "logs/quality_sweep/{model}.log",
+    conda:
+        "../../envs/quality.yaml"
     script:
         "../scripts/quality_sweep.py"
 
