@@ -168,7 +168,7 @@ def snakemake_run(run_dir: str, out: str, configfile: str, per_job: int) -> None
     extra = ["--configfile", configfile, str(override)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO / "workflow"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "-j2",
-           "--rerun-triggers", "mtime", *extra, "calibration"]
+           *extra, "--rerun-triggers=mtime", "calibration"]  # `=`: ends the nargs+ lists
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(proc.stderr[-4000:])
