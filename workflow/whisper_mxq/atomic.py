@@ -23,7 +23,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside `path`; rename it into place on success.
 
     The temporary name keeps the final suffix (some writers check it) and starts with a
-    dot so globs such as `sample_*` or `*.npy` never see it.
+    dot, so shell globs such as `sample_*` or `*.npy` skip it (pathlib's glob does not;
+    the workflow lists explicit paths, never globs).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
