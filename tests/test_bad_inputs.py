@@ -194,8 +194,8 @@ def test_truncated_npy_fails_naming_it(tmp_path):
 
 @pytest.mark.slow
 def test_bad_files_in_a_finished_run_fail_their_jobs_naming_them(finished_run, tmp_path):
-    """After download: a user swaps en_us_0000.wav for a silent clip, and a decoder-side
-    .npy gets truncated. The next run fails the jobs reading them, naming the files;
+    """After download: a user swaps en_us_0000.wav for a silent clip, and an encoder
+    calibration .npy gets truncated. The next run fails the jobs reading them, naming the files;
     with --keep-going the rest still runs, and no list is written."""
     work = copy_run(finished_run, tmp_path / "work")
     bad_wav = layout.AUDIO.format(sample="en_us_0000")
@@ -208,11 +208,12 @@ def test_bad_files_in_a_finished_run_fail_their_jobs_naming_them(finished_run, t
                      check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    log = (work / "logs" / "calibrate_encoder" / "en_us_000.log").read_text()
+    log = (work / "logs" / "calibrate" / "en_us_000.log").read_text()
     assert f"{bad_wav}: silent audio" in log
-    log = (work / "logs" / "calibrate_decoder" / "de_de_001.log").read_text()
+    # the truncated features file is read by the list that would name it
+    log = (work / "logs" / "encoder_list.log").read_text()
     assert f"{bad_npy}: not a readable .npy file" in log
-    assert "calibrate_encoder_000" in out and "calibrate_decoder_001" in out
+    assert "calibrate_en_us_000" in out and "encoder_list" in out
     # The lists were never rewritten from bad inputs: Snakemake removed the stale ones
     # as outputs of jobs that could not run, or they are still the old complete ones.
     lst = work / layout.ENCODER_LIST

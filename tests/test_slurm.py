@@ -106,7 +106,7 @@ def test_demo_on_slurm_matches_local_run(cluster, tmp_path):
     print(f"SLURM run {slurm_s:.0f} s, both runs {time.monotonic() - started:.0f} s")
 
     # One sbatch job leaves one log (kept by --slurm-keep-successful-logs). Grouping: the
-    # 24 encoder and decoder jobs (12 sample groups) go in one sbatch job, not 24.
+    # the 12 calibrate jobs (one per sample group) go in one sbatch job, not 12.
     sbatch_logs = sorted((remote / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert [p.parent.name.split("_")[:2] for p in sbatch_logs] == [["group", "calibrate"]], (
         f"expected one sbatch job for group calibrate, saw {sbatch_logs}:\n{proc.stderr[-3000:]}"

@@ -1,62 +1,44 @@
-# Step 2: per-sample calibration files, computed in jobs of samples_per_job samples
-# (one model load per job). A job's outputs are its samples' files, so one changed
-# WAV re-runs one group; the rules are stamped out per group because a Snakemake
-# rule's outputs are a fixed pattern list.
+# Step 2: per-sample calibration files, computed in jobs of samples_per_job samples of
+# one language: the job loads the model once, writes each sample's encoder features and
+# then its decoder files. A job's outputs are its samples' files, so one changed WAV
+# re-runs one job. The rules are stamped out per (language, group) with literal paths:
+# a rule's outputs are a fixed list, and literal paths keep Snakemake's output lookup
+# from testing every file against every per-sample pattern (quadratic in the samples).
 
-for _g in range(N_GROUPS):
+for _lang in LANGUAGES:
+    for _g in range(N_GROUPS):
+        _samples = samples_of(_lang, group_indices(_g))
 
-    rule:
-        name:
-            f"calibrate_encoder_{group_name(_g)}"
-        input:
-            wavs=lambda w, g=_g: wavs(w.lang, group_indices(g)),
-            model=SNAPSHOT,
-        output:
-            lang_pattern(layout.ENCODER_NPY, group_indices(_g)),
-        log:
-            f"logs/calibrate_encoder/{{lang}}_{group_name(_g)}.log",
-        benchmark:
-            f"benchmarks/calibrate_encoder/{{lang}}_{group_name(_g)}.tsv"
-        group:
-            "calibrate"
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
-        conda:
-            "../../envs/calibration.yaml"
-        script:
-            "../scripts/calibrate_encoder.py"
-
-    rule:
-        name:
-            f"calibrate_decoder_{group_name(_g)}"
-        input:
-            features=lang_pattern(layout.ENCODER_NPY, group_indices(_g)),
-            model=SNAPSHOT,
-        output:
-            encoder_states=lang_pattern(layout.DECODER_ENCODER_STATES, group_indices(_g)),
-            decoder_states=lang_pattern(layout.DECODER_DECODER_STATES, group_indices(_g)),
-            tokens=lang_pattern(layout.DECODER_TOKENS, group_indices(_g)),
-        params:
-            samples=lambda w, g=_g: samples_of(w.lang, group_indices(g)),
-            seed=config["seed"],
-            settings=config["calibration"],
-        log:
-            f"logs/calibrate_decoder/{{lang}}_{group_name(_g)}.log",
-        benchmark:
-            f"benchmarks/calibrate_decoder/{{lang}}_{group_name(_g)}.tsv"
-        group:
-            "calibrate"
-        threads: 2
-        resources:
-            mem_mb=8000,
-            runtime=120,
-            gpu=gpus("calibration"),
-        conda:
-            "../../envs/calibration.yaml"
-        script:
-            "../scripts/calibrate_decoder.py"
+        rule:
+            name:
+                f"calibrate_{_lang}_{group_name(_g)}"
+            input:
+                wavs=paths(layout.AUDIO, _samples),
+                model=SNAPSHOT,
+            output:
+                features=paths(layout.ENCODER_NPY, _samples),
+                encoder_states=paths(layout.DECODER_ENCODER_STATES, _samples),
+                decoder_states=paths(layout.DECODER_DECODER_STATES, _samples),
+                tokens=paths(layout.DECODER_TOKENS, _samples),
+            params:
+                samples=_samples,
+                seed=config["seed"],
+                settings=config["calibration"],
+            log:
+                f"logs/calibrate/{_lang}_{group_name(_g)}.log",
+            benchmark:
+                f"benchmarks/calibrate/{_lang}_{group_name(_g)}.tsv"
+            group:
+                "calibrate"
+            threads: 2
+            resources:
+                mem_mb=8000,
+                runtime=120,
+                gpu=gpus("calibration"),
+            conda:
+                "../../envs/calibration.yaml"
+            script:
+                "../scripts/calibrate.py"
 
 
 rule encoder_list:

@@ -57,7 +57,6 @@ DEMO = config.get("demo", {})
 localrules:
     snapshot_model,
     snapshot_label_model,
-    download,
     merge_labels,
     encoder_list,
     decoder_calib,

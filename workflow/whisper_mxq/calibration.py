@@ -247,6 +247,21 @@ def calibrate_decoder(
                 })
 
 
+def calibrate_group(
+    snapshot: str,
+    samples: list[str],
+    wav_paths: list[str],
+    encoder_npys: list[str],
+    out_dirs: list[str],
+    settings: DecoderSettings,
+    device: str = "cpu",
+) -> None:
+    """One job's samples: encoder features first, then the decoder files from exactly
+    those saved features, with one model load for the whole group."""
+    calibrate_encoder(snapshot, wav_paths, encoder_npys)
+    calibrate_decoder(snapshot, samples, encoder_npys, out_dirs, settings, device)
+
+
 def _write_sample(out_dir: str, encoder_states, decoder_states, tokens: dict) -> None:
     atomic.write_npy(os.path.join(out_dir, "encoder_hidden_states.npy"), encoder_states)
     atomic.write_npy(os.path.join(out_dir, "decoder_hidden_states.npy"), decoder_states)

@@ -4,10 +4,11 @@ from whisper_mxq import calibration, logs, models
 
 logs.to_file(snakemake.log)
 cfg = snakemake.params.settings
-calibration.calibrate_decoder(
+calibration.calibrate_group(
     snakemake.input.model,
     snakemake.params.samples,
-    list(snakemake.input.features),
+    list(snakemake.input.wavs),
+    list(snakemake.output.features),
     [os.path.dirname(p) for p in snakemake.output.tokens],
     calibration.DecoderSettings(
         seed=snakemake.params.seed,
