@@ -195,25 +195,33 @@ def test_truncated_npy_fails_naming_it(tmp_path):
 @pytest.mark.slow
 def test_bad_files_in_a_finished_run_fail_their_jobs_naming_them(finished_run, tmp_path):
     """After download: a user swaps en_us_0000.wav for a silent clip, and an encoder
-    calibration .npy gets truncated. The next run fails the jobs reading them, naming the files;
-    with --keep-going the rest still runs, and no list is written."""
+    calibration .npy gets truncated. Each run fails the job reading the bad file, naming
+    it; with --keep-going the rest still runs, and no list is written from bad files."""
     work = copy_run(finished_run, tmp_path / "work")
     bad_wav = layout.AUDIO.format(sample="en_us_0000")
+    good_wav = (work / bad_wav).read_bytes()
     (work / bad_wav).write_bytes(wav(SILENT))
     bad_npy = layout.ENCODER_NPY.format(sample="de_de_0003")
     npy = work / bad_npy
     npy.write_bytes(npy.read_bytes()[:200])
     encoder_list = (work / layout.ENCODER_LIST).read_text()
-    proc = snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE),
-                     check=False)
-    out = proc.stdout + proc.stderr
+
+    def run():
+        return snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE),
+                         check=False)
+
+    proc = run()
     assert proc.returncode != 0
     log = (work / "logs" / "calibrate" / "en_us_000.log").read_text()
     assert f"{bad_wav}: silent audio" in log
-    # the truncated features file is read by the list that would name it
+    assert "calibrate_en_us_000" in proc.stdout + proc.stderr
+    # With the WAV mended, the list that reads every features file meets the truncated one.
+    (work / bad_wav).write_bytes(good_wav)
+    proc = run()
+    assert proc.returncode != 0
     log = (work / "logs" / "encoder_list.log").read_text()
     assert f"{bad_npy}: not a readable .npy file" in log
-    assert "calibrate_en_us_000" in out and "encoder_list" in out
+    assert "encoder_list" in proc.stdout + proc.stderr
     # The lists were never rewritten from bad inputs: Snakemake removed the stale ones
     # as outputs of jobs that could not run, or they are still the old complete ones.
     lst = work / layout.ENCODER_LIST
