@@ -90,6 +90,7 @@ def test_pickled_npy_is_refused(tmp_path):
         calibration.check_npy(str(npy), (1, 3000, 80))
 
 
+@pytest.mark.slow
 def test_model_with_only_pytorch_model_bin_is_refused(finished_run, tmp_path):
     """A pickled checkpoint (pytorch_model.bin, no model.safetensors) is never loaded."""
     import torch
