@@ -5,8 +5,8 @@
 rule bundle:
     input:
         model=SNAPSHOT,
-        encoder=layout.MXQ.replace("{part}", "encoder"),
-        decoder=layout.MXQ.replace("{part}", "decoder"),
+        encoder=model_file(layout.MXQ, "encoder"),
+        decoder=model_file(layout.MXQ, "decoder"),
     output:
         directory(layout.BUNDLE),
     log:

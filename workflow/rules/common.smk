@@ -125,9 +125,18 @@ def gpus(step):
 
 
 # --- targets ----------------------------------------------------------------------
-def compiled(kind):
-    pattern = layout.MXQ if kind == "mxq" else layout.MBLT
-    return [pattern.format(model=MODEL, part=p) for p in layout.PARTS]
+def compiled_mxq():
+    return [layout.MXQ.format(model=MODEL, part=p) for p in layout.PARTS]
+
+
+def calibration_of(part):
+    """The file qbcompiler calibrates this part with; the INT8 backend reads the same."""
+    return layout.ENCODER_LIST if part == "encoder" else layout.DECODER_JSON
+
+
+def model_file(pattern, part):
+    """A `{model}_{part}` pattern with the part filled in, the model left a wildcard."""
+    return pattern.replace("{part}", part)
 
 
 def calibration_files():
@@ -135,7 +144,7 @@ def calibration_files():
 
 
 def get_final_output():
-    return [layout.TRANSCRIPTIONS, layout.TRANSLATIONS, *calibration_files(), *compiled("mxq")]
+    return [layout.TRANSCRIPTIONS, layout.TRANSLATIONS, *calibration_files(), *compiled_mxq()]
 
 
 # --- qbcompiler preflight -----------------------------------------------------------

@@ -25,11 +25,11 @@ rule mblt:
 rule mxq:
     input:
         mblt=layout.MBLT,
-        calib=lambda w: layout.ENCODER_LIST if w.part == "encoder" else layout.DECODER_JSON,
+        calib=lambda w: calibration_of(w.part),
     output:
         layout.MXQ,
     params:
-        device=config["compile"]["device"],
+        device=device("compile"),
         scheme=lambda w: config["compile"][w.part]["inference_scheme"],
         llm=lambda w: w.part == "decoder"
         and config["compile"]["decoder"]["full_seq_length_calibration"],
@@ -43,6 +43,6 @@ rule mxq:
     resources:
         mem_mb=32000,
         runtime=240,
-        gpu=lambda w: 0 if config["compile"]["device"] == "cpu" else 1,
+        gpu=gpus("compile"),
     script:
         "../scripts/compile_mxq.py"

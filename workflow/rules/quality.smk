@@ -10,15 +10,6 @@ N_EVAL = EVAL["samples_per_language"]
 QUALITY_INFO = {"model": MODEL, "method": QUALITY["method"], "per_channel": QUALITY["per_channel"]}
 
 
-def model_file(pattern, part):
-    return pattern.replace("{part}", part)
-
-
-def calibration_of(part):
-    """The file qbcompiler calibrates this part with; the INT8 backend reads the same."""
-    return layout.ENCODER_LIST if part == "encoder" else layout.DECODER_JSON
-
-
 def eval_inputs():
     return {
         "model": SNAPSHOT,
@@ -64,6 +55,7 @@ rule download_eval:
     params:
         source=EVAL_SOURCE,
         split=EVAL["split"],
+        max_skipped_fraction=config["data"]["max_skipped_fraction"],
     log:
         "logs/download_eval/{lang}.log",
     retries: 2

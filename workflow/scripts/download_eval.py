@@ -7,4 +7,5 @@ quality.download_eval(
     list(snakemake.output.wavs),
     snakemake.output.manifest,
     snakemake.input.calibration,
+    snakemake.params.max_skipped_fraction,
 )

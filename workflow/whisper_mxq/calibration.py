@@ -219,6 +219,7 @@ def calibrate_decoder(
     # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
     for language, task in sorted(set(zip(languages, tasks))):
         members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
+        p = prompt(tokenizer, language, task, multilingual)
         for start in range(0, len(members), settings.batch_size):
             batch = members[start : start + settings.batch_size]
             feats = torch.from_numpy(
@@ -230,7 +231,6 @@ def calibrate_decoder(
                 generator, encoded, language if multilingual else None, task, settings.max_new_tokens
             )
             for row, i in enumerate(batch):
-                p = prompt(tokenizer, language, task, multilingual)
                 text = text_ids(generated[row], eot)
                 if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
                     norm = tokenizer.normalize(tokenizer.decode(text)).strip()
@@ -263,10 +263,10 @@ def calibrate_group(
 
 
 def _write_sample(out_dir: str, encoder_states, decoder_states, tokens: dict) -> None:
-    atomic.write_npy(os.path.join(out_dir, "encoder_hidden_states.npy"), encoder_states)
-    atomic.write_npy(os.path.join(out_dir, "decoder_hidden_states.npy"), decoder_states)
+    atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), encoder_states)
+    atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states)
     # tokens.json last: its presence marks a complete sample folder.
-    atomic.write_json(os.path.join(out_dir, "tokens.json"), tokens)
+    atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens)
 
 
 def write_decoder_calib(
@@ -275,11 +275,11 @@ def write_decoder_calib(
     """The tutorial's whisper_decoder_calib.json and its metadata list, absolute paths."""
     metadata = []
     for folder in sample_dirs:
-        enc = os.path.abspath(os.path.join(folder, "encoder_hidden_states.npy"))
-        dec = os.path.abspath(os.path.join(folder, "decoder_hidden_states.npy"))
+        enc = os.path.abspath(os.path.join(folder, layout.ENCODER_STATES_FILE))
+        dec = os.path.abspath(os.path.join(folder, layout.DECODER_STATES_FILE))
         check_npy(enc, (1, n_source, d_model))
         check_npy(dec, (1, -1, d_model))
-        tokens = atomic.read_json(os.path.join(folder, "tokens.json"))
+        tokens = atomic.read_json(os.path.join(folder, layout.TOKENS_FILE))
         metadata.append({
             "encoder_hidden_states": enc,
             "decoder_hidden_states": dec,

@@ -111,7 +111,6 @@ class Shapes:
     n_frames: int  # mel frames of a 30 s window (2 x encoder positions)
     n_source: int  # encoder output positions (1500)
     d_model: int  # hidden width (768 for whisper-small)
-    max_target: int  # decoder positions (448)
 
 
 def shapes(snapshot: str) -> Shapes:
@@ -123,5 +122,4 @@ def shapes(snapshot: str) -> Shapes:
         n_frames=2 * cfg.max_source_positions,
         n_source=cfg.max_source_positions,
         d_model=cfg.d_model,
-        max_target=cfg.max_target_positions,
     )

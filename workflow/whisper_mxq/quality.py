@@ -54,11 +54,12 @@ def held_out(rows: Iterable[dict], calibration_manifest: dict) -> Iterator[dict]
 
 
 def download_eval(source: data.Source, lang: str, wav_paths: list[str], manifest_path: str,
-                  calibration_manifest: str) -> dict:
+                  calibration_manifest: str,
+                  max_skipped_fraction: float = data.MAX_SKIPPED_FRACTION) -> dict:
     whisper_code(lang)
     rows = held_out(data.stream_rows(source, lang), atomic.read_json(calibration_manifest))
     where = f"{source.location} ({source.split}, held out from calibration)"
-    return data.download_language(rows, lang, wav_paths, manifest_path, where)
+    return data.download_language(rows, lang, wav_paths, manifest_path, where, max_skipped_fraction)
 
 
 @dataclass(frozen=True)
@@ -182,16 +183,16 @@ class Context:
     """What every evaluation needs once: model, tokenizer, features of the clips."""
 
     def __init__(self, snapshot: str, eval_clips: list[Clip]):
-        from transformers import WhisperFeatureExtractor
-
         from .models import load_model, load_processor
 
         self.model = load_model(snapshot)
-        self.tokenizer = load_processor(snapshot).tokenizer
+        processor = load_processor(snapshot)
+        self.tokenizer = processor.tokenizer
         self.eot = self.tokenizer.eos_token_id
-        self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
+        # the calibration's rule, so evaluation prompts the model as calibration did
+        self.multilingual = calibration.is_multilingual(self.model)
         self.clips = eval_clips
-        fe = WhisperFeatureExtractor.from_pretrained(snapshot, local_files_only=True)
+        fe = processor.feature_extractor
         self.features = [calibration.encoder_features(fe, audio.load(c.wav)) for c in eval_clips]
         self.fp32 = TorchPath(self.model)
         self.fp32_states = [self.fp32.encode(f) for f in self.features]
