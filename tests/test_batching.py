@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from whisper_mxq import calibration, demo, labels, layout
 
 LANGS = ["de_de", "fr_fr"]
@@ -93,6 +92,71 @@ def test_half_generation_saves_fp32_tensors_from_fp32_forward(work, dtype):
         dec = np.load(h / "decoder_hidden_states.npy")
         assert dec.dtype == np.float32
         np.testing.assert_allclose(dec[0], tokens_table[ids] + positions_table[: len(ids)], rtol=1e-6, atol=1e-6)
+
+
+def _bias_towards_end(model, states, prompt_ids: list[int], steps: int, share: float) -> None:
+    """Point the end-of-text row of the output projection along the decoder's mean hidden
+    state, scaled so that end-of-text would win at about `share` of (row, step)
+    positions."""
+    import torch
+    from whisper_mxq import decoding
+
+    eot = model.generation_config.eos_token_id
+    model.generation_config.suppress_tokens = [t for t in model.generation_config.suppress_tokens if t != eot]
+    ids = torch.tensor([prompt_ids + row for row in decoding.greedy(model, states, prompt_ids, steps)])
+    with torch.no_grad():
+        hidden = model.get_decoder()(input_ids=ids, encoder_hidden_states=states).last_hidden_state
+        hidden = hidden[:, len(prompt_ids) - 1 : -1]  # the states that pick each new token
+        top = model.proj_out(hidden).max(-1).values
+        direction = hidden.reshape(-1, hidden.shape[-1]).mean(0)
+        direction = direction / direction.norm()
+        scale = torch.quantile((top / (hidden @ direction)).flatten(), 1 - share)
+        model.proj_out.weight[eot] = direction * scale
+
+
+@pytest.mark.parametrize("end_share", [0, 0.05, 0.95])
+def test_greedy_picks_the_tokens_generate_picks(work, end_share):
+    """decoding.greedy against transformers' own Whisper `generate` from the same encoder
+    states, two (language, task) prompts, one row and a batch. end_share 0: the demo
+    model never ends; 0.05: some rows end early and greedy fills them with end-of-text
+    where generate pads them; 0.95: end-of-text wins nearly everywhere but at the
+    first step, where begin_suppress_tokens forbids it."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+    from transformers.modeling_outputs import BaseModelOutput
+    from whisper_mxq import decoding
+    from whisper_mxq.models import load_processor
+
+    model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
+    tok = load_processor(str(work / "model")).tokenizer
+    eot = tok.eos_token_id
+    feats = torch.from_numpy(np.concatenate([np.load(work / "enc" / f"{s}.npy") for s in SAMPLES])).transpose(1, 2)
+    with torch.no_grad():
+        states = model.get_encoder()(feats).last_hidden_state
+    if end_share:
+        _bias_towards_end(model, states, calibration.prompt(tok, "de", "transcribe", True).ids, 12, end_share)
+    ends = []
+    for language, task in [("de", "transcribe"), ("fr", "translate")]:
+        prompt_ids = calibration.prompt(tok, language, task, multilingual=True).ids
+        for rows in (slice(0, 1), slice(0, len(SAMPLES))):
+            with torch.no_grad():
+                want = model.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=states[rows]),
+                    language=language, task=task, max_new_tokens=12,
+                ).tolist()
+            got = decoding.greedy(model, states[rows], prompt_ids, 12)
+            assert len(got) == len(want)
+            for w, g in zip(want, got):
+                assert len(g) == 12
+                assert g[: len(w)] == w[: len(g)]  # generate stops short of 12 once all rows ended
+                assert len(calibration.text_ids(g, eot)) > 0
+                ends.append(g.index(eot) if eot in g else None)
+    if end_share == 0:
+        assert set(ends) == {None}
+    elif end_share < 0.5:
+        assert None in ends and set(ends) != {None}
+    else:  # rows that end right after the one token begin-suppression forces
+        assert 1 in ends
 
 
 def test_bad_generation_dtype_names_the_key(work):

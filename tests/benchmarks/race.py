@@ -231,7 +231,10 @@ def synthetic_clips(folder: Path, n: int, langs: list[str]) -> list[str]:
 
 def small_model(folder: Path, processor_dir: str | None = None) -> str:
     """whisper-small's shape (d 768, 12+12 layers, 80 mels), random weights, the real
-    multilingual tokenizer; end-of-text suppressed so every decode is max_new_tokens long."""
+    multilingual tokenizer; end-of-text and every id above it suppressed, so every decode
+    is max_new_tokens text tokens long, with generate and the workflow alike (a random
+    model otherwise emits timestamp tokens, on which Whisper's generate decodes further
+    segments)."""
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
@@ -250,7 +253,7 @@ def small_model(folder: Path, processor_dir: str | None = None) -> str:
         generation = demo._generation_config(tok, english_only=False)
     tok = processor.tokenizer
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
-    generation.suppress_tokens = [eot]  # fixed decode length: never stop early
+    generation.suppress_tokens = list(range(eot, len(tok)))  # fixed decode length
     cfg = WhisperConfig(
         vocab_size=len(tok), num_mel_bins=80, d_model=768, encoder_layers=12, decoder_layers=12,
         encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072,

@@ -11,13 +11,15 @@ Shapes and special-token ids come from the model's config and tokenizer.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import atomic, audio, layout
+from . import atomic, audio, decoding, layout
 from .languages import whisper_code
 
 TASK_TYPES = {"transcribe": "transcription_with_lang", "translate": "translation_with_lang"}
@@ -171,21 +173,6 @@ def generation_model(model, dtype: str):
     return copy.deepcopy(model).to(getattr(torch, GENERATION_DTYPES[dtype]))
 
 
-def _generate(model, states, language: str | None, task: str, max_new_tokens: int) -> list[list[int]]:
-    """Greedy decode from precomputed encoder states: generate would otherwise run the
-    encoder a second time. Every row has the same prompt, so no padding is needed;
-    rows that end early are filled with end-of-text, which text_ids cuts off."""
-    import torch
-    from transformers.modeling_outputs import BaseModelOutput
-
-    kwargs = {"language": language, "task": task} if language else {}
-    encoder_outputs = BaseModelOutput(last_hidden_state=states.to(model.dtype))
-    with torch.no_grad():
-        out = model.generate(encoder_outputs=encoder_outputs, max_new_tokens=max_new_tokens, **kwargs)
-    sequences = out.sequences if hasattr(out, "sequences") else out
-    return sequences.cpu().tolist()
-
-
 def _encode(model, feats):
     import torch
 
@@ -216,35 +203,45 @@ def calibrate_decoder(
     max_len = model.config.max_target_positions
     tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
     languages = [whisper_code(layout.sample_lang(s)) for s in samples]
-    # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
-    for language, task in sorted(set(zip(languages, tasks))):
-        members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
-        p = prompt(tokenizer, language, task, multilingual)
-        for start in range(0, len(members), settings.batch_size):
-            batch = members[start : start + settings.batch_size]
-            feats = torch.from_numpy(
-                np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
-            ).transpose(1, 2).contiguous().to(device)
-            encoded = _encode(model, feats)
-            states = encoded.float().cpu().numpy()
-            generated = _generate(
-                generator, encoded, language if multilingual else None, task, settings.max_new_tokens
-            )
-            for row, i in enumerate(batch):
-                text = text_ids(generated[row], eot)
-                if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
-                    norm = tokenizer.normalize(tokenizer.decode(text)).strip()
-                    text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
-                ids = sequence(p.ids, text, eot, max_len)
-                _write_sample(out_dirs[i], states[row : row + 1], decoder_input(model, ids), {
-                    "sample": samples[i],
-                    "task": task,
-                    "task_type": p.task_type,
-                    "source_language": language,
-                    "use_translation": task == "translate",
-                    "token_ids": ids,
-                    "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
-                })
+    # File writes (~5 MB a sample) run on a thread, overlapping the next batch's model
+    # work; at most two batches wait, which bounds host memory; result() re-raises a
+    # failed write here.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: collections.deque = collections.deque()
+        # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
+        for language, task in sorted(set(zip(languages, tasks))):
+            members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
+            p = prompt(tokenizer, language, task, multilingual)
+            for start in range(0, len(members), settings.batch_size):
+                batch = members[start : start + settings.batch_size]
+                feats = torch.from_numpy(
+                    np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
+                ).transpose(1, 2).contiguous().to(device)
+                encoded = _encode(model, feats)
+                states = encoded.float().cpu().numpy()
+                # encoded once above; generate would run the encoder a second time
+                generated = decoding.greedy(generator, encoded, p.ids, settings.max_new_tokens)
+                rows = []
+                for row, i in enumerate(batch):
+                    text = text_ids(generated[row], eot)
+                    if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
+                        norm = tokenizer.normalize(tokenizer.decode(text)).strip()
+                        text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
+                    ids = sequence(p.ids, text, eot, max_len)
+                    rows.append((out_dirs[i], states[row : row + 1], decoder_input(model, ids), {
+                        "sample": samples[i],
+                        "task": task,
+                        "task_type": p.task_type,
+                        "source_language": language,
+                        "use_translation": task == "translate",
+                        "token_ids": ids,
+                        "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
+                    }))
+                pending.append(writer.submit(_write_samples, rows))
+                while len(pending) > 2:
+                    pending.popleft().result()
+        for done in pending:
+            done.result()
 
 
 def calibrate_group(
@@ -262,11 +259,12 @@ def calibrate_group(
     calibrate_decoder(snapshot, samples, encoder_npys, out_dirs, settings, device)
 
 
-def _write_sample(out_dir: str, encoder_states, decoder_states, tokens: dict) -> None:
-    atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), encoder_states)
-    atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states)
-    # tokens.json last: its presence marks a complete sample folder.
-    atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens)
+def _write_samples(rows: list[tuple]) -> None:
+    for out_dir, encoder_states, decoder_states, tokens in rows:
+        atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), encoder_states)
+        atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states)
+        # tokens.json last: its presence marks a complete sample folder.
+        atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens)
 
 
 def write_decoder_calib(

@@ -1,0 +1,170 @@
+"""Batched greedy decoding from precomputed encoder states.
+
+Picks the tokens `model.generate(encoder_outputs=..., language=..., task=...)` picks:
+prompt `<|sot|><|xx|><|task|><|notimestamps|>`, the generation config's
+`suppress_tokens` at every step and `begin_suppress_tokens` at the first, argmax.
+
+Why not `generate`: a decode step of a Whisper decoder is a few hundred small kernel
+launches, so on a GPU the decode is launch-bound (FACTS §7), and generate adds its own
+per-step work on top (logits processors, stopping criteria, Whisper's segment
+bookkeeping, which re-decodes when a model emits a timestamp token in no-timestamps
+mode, as random weights do). Here the decoder's own modules run against a static
+key/value cache, so one step has fixed shapes and on CUDA is captured once as a CUDA
+graph and replayed: one launch per token (tests/benchmarks/RESULTS.md has the numbers).
+"""
+
+from __future__ import annotations
+
+# torch is imported inside the functions: the Snakefile imports this package while it
+# plans the DAG, and a dry run should not pay for loading torch.
+
+# How often (in steps) the loop asks the device whether every row has ended: each ask
+# is a host-device sync, which stalls the launch queue.
+_DONE_CHECK_EVERY = 8
+
+
+def _vocab_mask(ids, vocab: int, device):
+    """0 where allowed, -inf at the suppressed ids."""
+    import torch
+
+    mask = torch.zeros(vocab, device=device, dtype=torch.float32)
+    ids = [i for i in (ids or []) if 0 <= i < vocab]
+    if ids:
+        mask[ids] = float("-inf")
+    return mask
+
+
+def _heads(x, n_heads: int):
+    """[B, T, d] -> [B, H, T, d/H]"""
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def _merge(x):
+    """[B, H, T, dh] -> [B, T, H*dh]"""
+    b, h, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * dh)
+
+
+class _Decoder:
+    """The decoder's own layers over a preallocated self-attention cache [B, H, T_max, dh]
+    and cross-attention keys/values computed once from the encoder states. The arithmetic
+    follows transformers' WhisperAttention (query scaled before the product, sdpa with
+    scale 1); slots past the current position are masked out."""
+
+    def __init__(self, model, states, max_len: int):
+        import torch
+
+        self.decoder = model.get_decoder()
+        self.proj_out = model.proj_out
+        self.n_heads = model.config.decoder_attention_heads
+        self.activation = self.decoder.layers[0].activation_fn
+        b = states.shape[0]
+        dh = model.config.d_model // self.n_heads
+        shape = (b, self.n_heads, max_len, dh)
+        kw = {"device": states.device, "dtype": states.dtype}
+        self.keys = [torch.zeros(shape, **kw) for _ in self.decoder.layers]
+        self.values = [torch.zeros(shape, **kw) for _ in self.decoder.layers]
+        self.slots = torch.arange(max_len, device=states.device)
+        with torch.no_grad():
+            self.cross = [
+                (_heads(layer.encoder_attn.k_proj(states), self.n_heads),
+                 _heads(layer.encoder_attn.v_proj(states), self.n_heads))
+                for layer in self.decoder.layers
+            ]
+
+    def logits(self, ids, positions):
+        """ids [B, L] at positions [L] -> float32 logits of the last position [B, vocab];
+        writes the L new keys/values into the cache first."""
+        from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+        dec = self.decoder
+        x = dec.embed_tokens(ids) + dec.embed_positions.weight[positions]
+        visible = self.slots[None, :] <= positions[:, None]  # [L, T_max], causal
+        for layer, keys, values, (ck, cv) in zip(dec.layers, self.keys, self.values, self.cross):
+            attn = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = _heads(attn.q_proj(h) * attn.scaling, self.n_heads)
+            keys.index_copy_(2, positions, _heads(attn.k_proj(h), self.n_heads))
+            values.index_copy_(2, positions, _heads(attn.v_proj(h), self.n_heads))
+            a = sdpa(q, keys, values, attn_mask=visible, scale=1.0)
+            x = x + attn.out_proj(_merge(a))
+            cross = layer.encoder_attn
+            h = layer.encoder_attn_layer_norm(x)
+            q = _heads(cross.q_proj(h) * cross.scaling, self.n_heads)
+            x = x + cross.out_proj(_merge(sdpa(q, ck, cv, scale=1.0)))
+            x = x + layer.fc2(self.activation(layer.fc1(layer.final_layer_norm(x))))
+        return self.proj_out(dec.layer_norm(x[:, -1])).float()
+
+
+def greedy(model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bool | None = None) -> list[list[int]]:
+    """[batch, n_source, d_model] encoder states -> the generated ids of each row (prompt
+    not included), `max_new_tokens` long at most; rows that end early are filled with
+    end-of-text, so every row has the same length. `graphs` (default: on CUDA) replays
+    each step as a CUDA graph."""
+    import torch
+
+    gen = model.generation_config
+    eot = gen.eos_token_id
+    eot = eot[0] if isinstance(eot, list) else eot
+    n_prompt = len(prompt_ids)
+    # Positions past max_target_positions have no embedding.
+    steps = max(0, min(max_new_tokens, model.config.max_target_positions - n_prompt))
+    batch, device = states.shape[0], states.device
+    if steps == 0:
+        return [[] for _ in range(batch)]
+    graphs = device.type == "cuda" if graphs is None else graphs
+    vocab = model.config.vocab_size
+    suppress = _vocab_mask(gen.suppress_tokens, vocab, device)
+    at_begin = suppress + _vocab_mask(gen.begin_suppress_tokens, vocab, device)
+
+    with torch.no_grad():
+        dec = _Decoder(model, states.to(model.dtype), n_prompt + steps)
+        out = torch.full((batch, steps), eot, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        token = torch.full((batch, 1), eot, dtype=torch.long, device=device)
+        position = torch.full((1,), n_prompt, dtype=torch.long, device=device)
+
+        def pick(logits, mask, column):
+            nxt = (logits + mask).argmax(-1).masked_fill(done, eot)
+            out.index_copy_(1, column, nxt[:, None])
+            done.logical_or_(nxt == eot)
+            token.copy_(nxt[:, None])
+
+        def advance():  # one token for every row, all on the device
+            pick(dec.logits(token, position), suppress, position - (n_prompt - 1))
+            position.add_(1)
+
+        graph = _capture(advance, position, n_prompt) if graphs and steps > 1 else None
+        out.fill_(eot)
+        done.zero_()
+        prompt = torch.tensor([prompt_ids] * batch, dtype=torch.long, device=device)
+        pick(dec.logits(prompt, torch.arange(n_prompt, device=device)), at_begin, position.new_zeros(1))
+        position.fill_(n_prompt)
+        for step in range(1, steps):
+            if graph is not None:
+                graph.replay()
+            else:
+                advance()
+            if step % _DONE_CHECK_EVERY == 0 and bool(done.all()):
+                break
+        return out.cpu().tolist()
+
+
+def _capture(advance, position, start: int):
+    """A CUDA graph of one decode step. Warm-up and capture write only the cache slot at
+    `start`, which the first real step writes again before any step reads it."""
+    import torch
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up off the default stream, as capture wants
+        for _ in range(2):
+            position.fill_(start)
+            advance()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    position.fill_(start)
+    with torch.cuda.graph(graph):
+        advance()
+    return graph
