@@ -57,3 +57,12 @@ def test_sequence_fits_the_decoder_positions():
     seq = calibration.sequence(prompt, list(range(10, 1000)), eot=9, max_len=448)
     assert len(seq) == 448 and seq[:4] == prompt and seq[-1] == 9
     assert calibration.sequence(prompt, [], eot=9, max_len=448) == [1, 2, 3, 4, 9]
+
+
+def test_batch_size_auto_follows_the_device_and_bad_values_name_the_key():
+    assert calibration.batch_size("auto", "cuda:1") == calibration.GPU_BATCH
+    assert calibration.batch_size("auto", "cpu") == calibration.CPU_BATCH
+    assert calibration.batch_size(5, "cuda") == 5
+    for bad in (0, "16", 2.5):
+        with pytest.raises(ValueError, match="calibration.batch_size"):
+            calibration.batch_size(bad, "cpu")

@@ -113,15 +113,21 @@ def sequence(prompt_ids: list[int], text: list[int], eot: int, max_len: int) -> 
     return prompt_ids + text[:room] + [eot]
 
 
-def decoder_input(model, ids: list[int]) -> np.ndarray:
-    """embed_tokens(ids) + embed_positions(0..T-1): what the host hands the NPU decoder."""
-    import torch
-
+def embedding_tables(model) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder's token and position embedding tables, fp32, on the host."""
     decoder = model.get_decoder()
-    tokens = torch.tensor([ids], dtype=torch.long, device=model.device)
-    with torch.no_grad():
-        hidden = decoder.embed_tokens(tokens) + decoder.embed_positions.weight[: len(ids)]
-    return hidden.float().cpu().numpy()
+    return tuple(
+        t.weight.detach().float().cpu().numpy() for t in (decoder.embed_tokens, decoder.embed_positions)
+    )
+
+
+def decoder_input(model_or_tables, ids: list[int]) -> np.ndarray:
+    """embed_tokens(ids) + embed_positions(0..T-1): what the host hands the NPU decoder.
+    Takes the model or its embedding_tables (a host lookup, no device round trip)."""
+    tokens, positions = (
+        model_or_tables if isinstance(model_or_tables, tuple) else embedding_tables(model_or_tables)
+    )
+    return (tokens[ids] + positions[: len(ids)])[None].astype(np.float32, copy=False)
 
 
 def is_multilingual(model) -> bool:
@@ -149,9 +155,23 @@ class DecoderSettings:
     seed: int = 0
     translate_ratio: float = 0.2
     max_new_tokens: int = 224
-    batch_size: int = 8
+    batch_size: int | str = "auto"  # auto: GPU_BATCH on cuda, CPU_BATCH on cpu
     normalize_text: bool = False
-    dtype: str = "fp32"  # generation only (auto, fp32, fp16, bf16); saved tensors are fp32
+    dtype: str = "auto"  # generation only (auto, fp32, fp16, bf16); saved tensors are fp32
+
+
+# Measured on the H100 (tests/benchmarks/RESULTS.md): batch 64 decodes ~2x the clips/s
+# of batch 16; 32 keeps large-v3's cross-attention cache (32 layers x 1500 x 1280 per
+# row, ~8 GB at fp16) inside a 24 GB card. On CPU a larger batch buys nothing.
+GPU_BATCH, CPU_BATCH = 32, 8
+
+
+def batch_size(setting: int | str, device: str) -> int:
+    if setting == "auto":
+        return GPU_BATCH if str(device).startswith("cuda") else CPU_BATCH
+    if not isinstance(setting, int) or setting < 1:
+        raise ValueError(f"config key 'calibration.batch_size': {setting!r} is not a positive integer or 'auto'")
+    return setting
 
 
 GENERATION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -206,19 +226,20 @@ def calibrate_decoder(
     # File writes (~5 MB a sample) run on a thread, overlapping the next batch's model
     # work; at most two batches wait, which bounds host memory; result() re-raises a
     # failed write here.
+    tables = embedding_tables(model)
+    per_batch = batch_size(settings.batch_size, device)
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending: collections.deque = collections.deque()
         # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
         for language, task in sorted(set(zip(languages, tasks))):
             members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
             p = prompt(tokenizer, language, task, multilingual)
-            for start in range(0, len(members), settings.batch_size):
-                batch = members[start : start + settings.batch_size]
+            for start in range(0, len(members), per_batch):
+                batch = members[start : start + per_batch]
                 feats = torch.from_numpy(
                     np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
                 ).transpose(1, 2).contiguous().to(device)
                 encoded = _encode(model, feats)
-                states = encoded.float().cpu().numpy()
                 # encoded once above; generate would run the encoder a second time
                 generated = decoding.greedy(generator, encoded, p.ids, settings.max_new_tokens)
                 rows = []
@@ -228,7 +249,7 @@ def calibrate_decoder(
                         norm = tokenizer.normalize(tokenizer.decode(text)).strip()
                         text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
                     ids = sequence(p.ids, text, eot, max_len)
-                    rows.append((out_dirs[i], states[row : row + 1], decoder_input(model, ids), {
+                    rows.append((out_dirs[i], decoder_input(tables, ids), {
                         "sample": samples[i],
                         "task": task,
                         "task_type": p.task_type,
@@ -237,7 +258,7 @@ def calibrate_decoder(
                         "token_ids": ids,
                         "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
                     }))
-                pending.append(writer.submit(_write_samples, rows))
+                pending.append(writer.submit(_write_samples, encoded, rows))
                 while len(pending) > 2:
                     pending.popleft().result()
         for done in pending:
@@ -259,9 +280,12 @@ def calibrate_group(
     calibrate_decoder(snapshot, samples, encoder_npys, out_dirs, settings, device)
 
 
-def _write_samples(rows: list[tuple]) -> None:
-    for out_dir, encoder_states, decoder_states, tokens in rows:
-        atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), encoder_states)
+def _write_samples(encoded, rows: list[tuple]) -> None:
+    """One batch's sample folders; the encoder states come to the host here, on the
+    writer's thread, while the caller goes on to the next batch."""
+    states = encoded.float().cpu().numpy()
+    for row, (out_dir, decoder_states, tokens) in enumerate(rows):
+        atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), states[row : row + 1])
         atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states)
         # tokens.json last: its presence marks a complete sample folder.
         atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens)

@@ -165,6 +165,8 @@ def _capture(advance, position, start: int):
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     position.fill_(start)
-    with torch.cuda.graph(graph):
+    # thread_local: the calibration's writer thread copies the previous batch's states
+    # to the host meanwhile, which the default (global) mode would refuse.
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         advance()
     return graph
