@@ -26,3 +26,7 @@ include: "workflow/rules/bundle.smk"
 rule all:
     input:
         get_final_output(),
+
+
+# Last, once every rule exists: fast producer checks for the stamped-out rules.
+index_literal_producers(workflow.rules)

@@ -36,13 +36,6 @@ def _cpu_timed(workdir, *args) -> tuple[float, float, str]:
     return cpu, wall, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="~26 s CPU at 17 x 1000 (2 cores, Snakemake 9.27; 47 s before the rules were "
-    "stamped out with literal paths): 85,000 planned files, each compiled to a regex by "
-    "Snakemake, and each WAV lookup scans its language's 1000 download outputs in "
-    "Rule.is_producer; see tests/benchmarks/RESULTS.md",
-)
 def test_dry_run_of_17_languages_x_1000_samples_under_20_s(tmp_path):
     cfg = tmp_path / "big.yaml"
     cfg.write_text("samples_per_language: 1000\n")
