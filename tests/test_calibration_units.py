@@ -66,3 +66,24 @@ def test_batch_size_auto_follows_the_device_and_bad_values_name_the_key():
     for bad in (0, "16", 2.5):
         with pytest.raises(ValueError, match="calibration.batch_size"):
             calibration.batch_size(bad, "cpu")
+
+
+def test_shapes_read_from_config_json_match_whisper_config(tmp_path):
+    """models.shapes reads config.json as JSON (no transformers import in the list
+    jobs); WhisperConfig, saving and loading the same file, is the reference."""
+    import json
+
+    from transformers import WhisperConfig
+
+    from whisper_mxq import models
+
+    WhisperConfig(num_mel_bins=128, d_model=96, max_source_positions=1500).save_pretrained(tmp_path)
+    ref = WhisperConfig.from_pretrained(tmp_path)
+    got = models.shapes(str(tmp_path))
+    assert (got.n_mels, got.n_source, got.n_frames, got.d_model) == (
+        ref.num_mel_bins, ref.max_source_positions, 2 * ref.max_source_positions, ref.d_model)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    del cfg["d_model"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"config\.json.*d_model"):
+        models.shapes(str(tmp_path))

@@ -1,44 +1,42 @@
-# Step 2: per-sample calibration files, computed in jobs of samples_per_job samples of
-# one language: the job loads the model once, writes each sample's encoder features and
-# then its decoder files. A job's outputs are its samples' files, so one changed WAV
-# re-runs one job. The rules are stamped out per (language, group) with literal paths:
-# a rule's outputs are a fixed list, and literal paths keep Snakemake's output lookup
-# from testing every file against every per-sample pattern (quadratic in the samples).
+# Step 2: per-sample calibration files, computed in jobs of samples_per_job samples
+# (calibrate_jobs: consecutive samples, across languages when they are few): the job
+# loads the model once, writes each sample's encoder features and then its decoder
+# files. A job's outputs are its samples' files, so one changed WAV re-runs one job.
+# The rules are stamped out per job with literal paths: a rule's outputs are a fixed
+# list, and literal paths keep Snakemake's output lookup from testing every file
+# against every per-sample pattern (quadratic in the samples).
 
-for _lang in LANGUAGES:
-    for _g in range(N_GROUPS):
-        _samples = samples_of(_lang, group_indices(_g))
-
-        rule:
-            name:
-                f"calibrate_{_lang}_{group_name(_g)}"
-            input:
-                wavs=paths(layout.AUDIO, _samples),
-                model=SNAPSHOT,
-            output:
-                features=paths(layout.ENCODER_NPY, _samples),
-                encoder_states=paths(layout.DECODER_ENCODER_STATES, _samples),
-                decoder_states=paths(layout.DECODER_DECODER_STATES, _samples),
-                tokens=paths(layout.DECODER_TOKENS, _samples),
-            params:
-                samples=_samples,
-                seed=config["seed"],
-                settings=config["calibration"],
-            log:
-                f"logs/calibrate/{_lang}_{group_name(_g)}.log",
-            benchmark:
-                f"benchmarks/calibrate/{_lang}_{group_name(_g)}.tsv"
-            group:
-                "calibrate"
-            threads: 2
-            resources:
-                mem_mb=8000,
-                runtime=120,
-                gpu=gpus("calibration"),
-            conda:
-                "../../envs/calibration.yaml"
-            script:
-                "../scripts/calibrate.py"
+for _name, _samples in calibrate_jobs():
+    rule:
+        name:
+            f"calibrate_{_name}"
+        input:
+            wavs=paths(layout.AUDIO, _samples),
+            model=SNAPSHOT,
+        output:
+            features=paths(layout.ENCODER_NPY, _samples),
+            encoder_states=paths(layout.DECODER_ENCODER_STATES, _samples),
+            decoder_states=paths(layout.DECODER_DECODER_STATES, _samples),
+            tokens=paths(layout.DECODER_TOKENS, _samples),
+        params:
+            samples=_samples,
+            seed=config["seed"],
+            settings=config["calibration"],
+        log:
+            f"logs/calibrate/{_name}.log",
+        benchmark:
+            f"benchmarks/calibrate/{_name}.tsv"
+        group:
+            "calibrate"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=120,
+            gpu=gpus("calibration"),
+        conda:
+            "../../envs/calibration.yaml"
+        script:
+            "../scripts/calibrate.py"
 
 
 rule encoder_list:

@@ -91,6 +91,18 @@ def all_samples():
     return [s for lang in LANGUAGES for s in samples_of(lang)]
 
 
+def calibrate_jobs():
+    """(name, samples) of each calibrate job: samples_per_job consecutive samples of the
+    language-major sample list. A job may span languages, so a small config pays the
+    fixed cost of a job (process start, torch + transformers imports, model load: ~5 s
+    on 2 CPU cores, ~20 s on the lent H100; tests/benchmarks/RESULTS.md) a few times,
+    not once per language."""
+    samples = all_samples()
+    n = -(-len(samples) // PER_JOB)
+    width = max(3, len(str(n - 1)))
+    return [(f"{j:0{width}d}", samples[j * PER_JOB : (j + 1) * PER_JOB]) for j in range(n)]
+
+
 def lang_pattern(pattern, indices):
     """A per-sample path pattern over one language wildcard, for a rule's output."""
     return [pattern.format(sample=f"{{lang}}_{i:04d}") for i in indices]

@@ -13,13 +13,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from . import atomic
+
+# torch and transformers are imported where used: the list-writing jobs only read
+# shapes(), and importing both costs ~4 s of CPU per job.
 
 
 def _fp32() -> dict:
     """`dtype=` since transformers 4.56; the tutorial's pinned 4.50 spells it torch_dtype."""
+    import torch
     import transformers
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
@@ -99,6 +101,8 @@ def snapshot_label_model(name_or_path: str, out_path: str) -> None:
 def pick_device(requested: str) -> str:
     """`auto` -> cuda when available; an explicit choice is honoured as given."""
     if requested == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
 
@@ -114,12 +118,17 @@ class Shapes:
 
 
 def shapes(snapshot: str) -> Shapes:
-    from transformers import WhisperConfig
-
-    cfg = WhisperConfig.from_pretrained(snapshot, local_files_only=True)
+    """From the snapshot's config.json, read as JSON: the keys every saved Whisper
+    config has (WhisperConfig writes them all)."""
+    path = os.path.join(snapshot, "config.json")
+    cfg = atomic.read_json(path)
+    keys = ("num_mel_bins", "max_source_positions", "d_model")
+    missing = [k for k in keys if not isinstance(cfg.get(k), int)]
+    if missing:
+        raise ValueError(f"{path}: no integer {missing}; is this a Whisper checkpoint?")
     return Shapes(
-        n_mels=cfg.num_mel_bins,
-        n_frames=2 * cfg.max_source_positions,
-        n_source=cfg.max_source_positions,
-        d_model=cfg.d_model,
+        n_mels=cfg["num_mel_bins"],
+        n_frames=2 * cfg["max_source_positions"],
+        n_source=cfg["max_source_positions"],
+        d_model=cfg["d_model"],
     )
