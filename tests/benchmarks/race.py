@@ -11,8 +11,8 @@ Contenders
             generate the transcription AND the translation, normalise, draw the task
             (80/20), embeddings, np.save.
   package   the workflow's package functions as the rules call them: per job of
-            samples_per_job clips of one language, calibrate_group (encoder
-            features then decoder files), as one calibrate rule job does.
+            samples_per_job consecutive clips, calibrate_group (encoder features
+            then decoder files), as one calibrate rule job does.
   snakemake (demo only) the real `snakemake -j2 ... calibration` on a copy of a finished
             demo run with calibration/ removed: every job's process start included.
 
@@ -101,23 +101,22 @@ def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new
 
 def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings: dict,
                  per_job: int) -> None:
-    """The rules' work: per job (one language, per_job clips) calibrate_group, as the
-    calibrate rule calls it: encoder features, then the decoder files."""
+    """The rules' work: per job (per_job consecutive clips of the language-major list,
+    as calibrate_jobs in common.smk cuts them) calibrate_group, as the calibrate rule
+    calls it: encoder features, then the decoder files."""
     from whisper_mxq import calibration, layout
 
     samples = [Path(w).stem for w in wavs]
-    by_lang: dict[str, list[int]] = {}
-    for i, s in enumerate(samples):
-        by_lang.setdefault(layout.sample_lang(s), []).append(i)
-    for members in by_lang.values():
-        for start in range(0, len(members), per_job):
-            job = members[start : start + per_job]
-            npys = [f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job]
-            calibration.calibrate_group(
-                snapshot, [samples[i] for i in job], [wavs[i] for i in job], npys,
-                [f"{out}/decoder/sample_{samples[i]}" for i in job],
-                calibration.DecoderSettings(**settings), device=device,
-            )
+    langs = list(dict.fromkeys(layout.sample_lang(s) for s in samples))
+    order = sorted(range(len(samples)), key=lambda i: (langs.index(layout.sample_lang(samples[i])), samples[i]))
+    for start in range(0, len(order), per_job):
+        job = order[start : start + per_job]
+        npys = [f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job]
+        calibration.calibrate_group(
+            snapshot, [samples[i] for i in job], [wavs[i] for i in job], npys,
+            [f"{out}/decoder/sample_{samples[i]}" for i in job],
+            calibration.DecoderSettings(**settings), device=device,
+        )
 
 
 def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int,
