@@ -72,6 +72,8 @@ def main() -> None:
     half = calibration.generation_model(model, "fp16") if device == "cuda" else None
     tok = models.load_processor(snapshot).tokenizer
     prompt = calibration.prompt(tok, "de", "transcribe", True).ids
+    if max(args.batches) > args.clips:
+        raise SystemExit(f"--clips {args.clips} is smaller than batch {max(args.batches)}")
     for b in args.batches:
         feats = torch.from_numpy(feats_np[:b]).transpose(1, 2).contiguous().to(device)
         enc = timed(lambda: calibration._encode(model, feats), device)
@@ -89,6 +91,7 @@ def main() -> None:
                                           language="de", task="transcribe", max_new_tokens=args.tokens).tolist()
             row["generate fp32"] = timed(gen, device, 1)
             want, got = gen(), decoding.greedy(model, states, prompt, args.tokens)
+            want = [w[len(prompt):] if w[: len(prompt)] == prompt else w for w in want]  # transformers 4
             same = sum(w == g[: len(w)] for w, g in zip(want, got))
             print(f"batch {b}: greedy vs generate, fp32: identical token ids {same}/{b}", flush=True)
         row["to host"] = timed(lambda: states.float().cpu().numpy(), device)

@@ -1,5 +1,5 @@
 # Step 2: per-sample calibration files, computed in jobs of samples_per_job samples
-# (calibrate_jobs: consecutive samples, across languages when they are few): the job
+# (calibrate_jobs: whole small languages share a job, large ones are cut): the job
 # loads the model once, writes each sample's encoder features and then its decoder
 # files. A job's outputs are its samples' files, so one changed WAV re-runs one job.
 # The rules are stamped out per job with literal paths: a rule's outputs are a fixed

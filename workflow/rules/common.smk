@@ -92,15 +92,23 @@ def all_samples():
 
 
 def calibrate_jobs():
-    """(name, samples) of each calibrate job: samples_per_job consecutive samples of the
-    language-major sample list. A job may span languages, so a small config pays the
-    fixed cost of a job (process start, torch + transformers imports, model load: ~5 s
-    on 2 CPU cores, ~20 s on the lent H100; tests/benchmarks/RESULTS.md) a few times,
-    not once per language."""
-    samples = all_samples()
-    n = -(-len(samples) // PER_JOB)
-    width = max(3, len(str(n - 1)))
-    return [(f"{j:0{width}d}", samples[j * PER_JOB : (j + 1) * PER_JOB]) for j in range(n)]
+    """(name, samples) of each calibrate job. Languages of samples_per_job samples or
+    more are cut into jobs of samples_per_job; smaller ones share a job, whole
+    languages at a time (samples_per_job // samples_per_language of them), so a small
+    config pays the fixed cost of a job (process start, torch + transformers imports,
+    model load: ~5 s on 2 CPU cores, ~20 s on the lent H100; tests/benchmarks/
+    RESULTS.md) a few times, not once per language. Whole languages keep a job's
+    samples stable when languages are added at the end of the list."""
+    if PER_JOB >= N_SAMPLES:
+        per = PER_JOB // N_SAMPLES
+        jobs = [
+            [s for lang in LANGUAGES[i : i + per] for s in samples_of(lang)]
+            for i in range(0, len(LANGUAGES), per)
+        ]
+    else:
+        jobs = [samples_of(lang, group_indices(g)) for lang in LANGUAGES for g in range(N_GROUPS)]
+    width = max(3, len(str(len(jobs) - 1)))
+    return [(f"{j:0{width}d}", samples) for j, samples in enumerate(jobs)]
 
 
 def lang_pattern(pattern, indices):

@@ -208,7 +208,8 @@ def calibrate_decoder(
     settings: DecoderSettings,
     device: str = "cpu",
 ) -> None:
-    """One group of samples (one language) -> per-sample decoder calibration folders."""
+    """One job's samples (one or more languages) -> per-sample decoder calibration
+    folders; batches never mix (language, task)."""
     import torch
 
     from .models import load_model, load_processor

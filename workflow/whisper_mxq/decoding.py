@@ -15,6 +15,8 @@ graph and replayed: one launch per token (tests/benchmarks/RESULTS.md has the nu
 
 from __future__ import annotations
 
+import contextlib
+
 # torch is imported inside the functions: the Snakefile imports this package while it
 # plans the DAG, and a dry run should not pay for loading torch.
 
@@ -118,7 +120,10 @@ def greedy(model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bo
     suppress = _vocab_mask(gen.suppress_tokens, vocab, device)
     at_begin = suppress + _vocab_mask(gen.begin_suppress_tokens, vocab, device)
 
-    with torch.no_grad():
+    # Streams, graphs and capture belong to the current CUDA device: make it this one
+    # (for cuda:1 the graph would otherwise record nothing and replay as a no-op).
+    on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.no_grad(), on_device:
         dec = _Decoder(model, states.to(model.dtype), n_prompt + steps)
         out = torch.full((batch, steps), eot, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)

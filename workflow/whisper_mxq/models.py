@@ -123,7 +123,7 @@ def shapes(snapshot: str) -> Shapes:
     path = os.path.join(snapshot, "config.json")
     cfg = atomic.read_json(path)
     keys = ("num_mel_bins", "max_source_positions", "d_model")
-    missing = [k for k in keys if not isinstance(cfg.get(k), int)]
+    missing = [k for k in keys if not isinstance(cfg, dict) or not isinstance(cfg.get(k), int)]
     if missing:
         raise ValueError(f"{path}: no integer {missing}; is this a Whisper checkpoint?")
     return Shapes(
