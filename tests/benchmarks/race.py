@@ -102,7 +102,8 @@ def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new
 def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings: dict,
                  per_job: int) -> None:
     """The rules' work: per job (per_job consecutive clips of the language-major list,
-    as calibrate_jobs in common.smk cuts them) calibrate_group, as the calibrate rule
+    which is how calibrate_jobs in common.smk cuts them when per_job is a multiple of
+    the clips per language, as in every race above) calibrate_group, as the calibrate rule
     calls it: encoder features, then the decoder files."""
     from whisper_mxq import calibration, layout
 

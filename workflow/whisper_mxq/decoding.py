@@ -161,17 +161,20 @@ def _capture(advance, position, start: int):
     `start`, which the first real step writes again before any step reads it."""
     import torch
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
+    # Streams on the tensors' device; torch.cuda.graph's default capture stream is made
+    # once, on whichever device came first, so it is passed explicitly.
+    device = position.device
+    stream = torch.cuda.Stream(device=device)
+    stream.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(stream):  # warm-up off the default stream, as capture wants
         for _ in range(2):
             position.fill_(start)
             advance()
-    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.current_stream(device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     position.fill_(start)
     # thread_local: the calibration's writer thread copies the previous batch's states
     # to the host meanwhile, which the default (global) mode would refuse.
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+    with torch.cuda.graph(graph, stream=torch.cuda.Stream(device=device), capture_error_mode="thread_local"):
         advance()
     return graph

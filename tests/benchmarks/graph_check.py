@@ -1,0 +1,53 @@
+"""GPU check of decoding.greedy's CUDA-graph path, which CI (CPU only) never runs: on
+every visible GPU, greedy with graphs against transformers' `generate` and against
+greedy without graphs, on the race's whisper-small-shaped random model.
+
+    python tests/benchmarks/graph_check.py [--processor models/race-processor]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import race  # noqa: E402  (puts the package on sys.path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--processor", default=None)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=16)
+    args = ap.parse_args()
+
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from whisper_mxq import calibration, decoding, models
+
+    snapshot = race.small_model(Path(tempfile.mkdtemp(prefix="graph_check.")) / "model", args.processor)
+    tok = models.load_processor(snapshot).tokenizer
+    prompt = calibration.prompt(tok, "de", "transcribe", True).ids
+    failed = False
+    for index in range(torch.cuda.device_count()):
+        device = f"cuda:{index}"
+        model = models.load_model(snapshot, device)
+        torch.manual_seed(0)
+        states = calibration._encode(model, torch.randn(args.batch, 80, 3000, device=device))
+        with torch.no_grad():
+            want = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language="de",
+                                  task="transcribe", max_new_tokens=args.tokens).tolist()
+        want = [w[len(prompt):] if w[: len(prompt)] == prompt else w for w in want]  # transformers 4
+        graph = decoding.greedy(model, states, prompt, args.tokens, graphs=True)
+        eager = decoding.greedy(model, states, prompt, args.tokens, graphs=False)
+        same = sum(w == g[: len(w)] for w, g in zip(want, graph))
+        print(f"{device}: graph == generate {same}/{args.batch}, graph == no graph {graph == eager}", flush=True)
+        failed |= same != args.batch or graph != eager
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
