@@ -270,6 +270,19 @@ def small_model(folder: Path, processor_dir: str | None = None) -> str:
     return str(folder)
 
 
+def generate_ids(model, states, prompt: list[int], tokens: int) -> list[list[int]]:
+    """transformers' Whisper `generate` (German, transcribe) from encoder states: each
+    row's generated ids without the prompt (transformers 4 returns it, 5 does not), the
+    reference decoding.greedy is checked against."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    with torch.no_grad():
+        out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language="de",
+                             task="transcribe", max_new_tokens=tokens).tolist()
+    return [row[len(prompt):] if row[: len(prompt)] == prompt else row for row in out]
+
+
 # --- the race ----------------------------------------------------------------------------
 def race(contenders: dict[str, dict], clips: dict[str, int], repeats: int,
          log: str | None = None) -> dict[str, list[dict]]:

@@ -121,12 +121,10 @@ def embedding_tables(model) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def decoder_input(model_or_tables, ids: list[int]) -> np.ndarray:
-    """embed_tokens(ids) + embed_positions(0..T-1): what the host hands the NPU decoder.
-    Takes the model or its embedding_tables (a host lookup, no device round trip)."""
-    tokens, positions = (
-        model_or_tables if isinstance(model_or_tables, tuple) else embedding_tables(model_or_tables)
-    )
+def decoder_input(tables: tuple[np.ndarray, np.ndarray], ids: list[int]) -> np.ndarray:
+    """embed_tokens(ids) + embed_positions(0..T-1) from embedding_tables: what the host
+    hands the NPU decoder (a host lookup, no device round trip)."""
+    tokens, positions = tables
     return (tokens[ids] + positions[: len(ids)])[None].astype(np.float32, copy=False)
 
 

@@ -120,8 +120,8 @@ def greedy(model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bo
     suppress = _vocab_mask(gen.suppress_tokens, vocab, device)
     at_begin = suppress + _vocab_mask(gen.begin_suppress_tokens, vocab, device)
 
-    # Streams, graphs and capture belong to the current CUDA device: make it this one
-    # (for cuda:1 the graph would otherwise record nothing and replay as a no-op).
+    # Work on the states' device even where it is not the current one (cuda:1); the
+    # graph's own streams are made on it in _capture.
     on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
     with torch.no_grad(), on_device:
         dec = _Decoder(model, states.to(model.dtype), n_prompt + steps)

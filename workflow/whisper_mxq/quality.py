@@ -160,16 +160,13 @@ class OnnxPath:
     def __init__(self, encoder: str, decoder: str, model, threads: int = 1):
         self.encoder = onnx_int8.session(encoder, threads)
         self.decoder = onnx_int8.session(decoder, threads)
-        dec = model.get_decoder()
-        self.tokens = dec.embed_tokens.weight.detach().numpy()
-        self.positions = dec.embed_positions.weight.detach().numpy()
+        self.tables = calibration.embedding_tables(model)
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         return onnx_int8.run_encoder(self.encoder, features)
 
     def logits(self, ids: list[int], states: np.ndarray) -> np.ndarray:
-        hidden = (self.tokens[ids] + self.positions[: len(ids)])[None].astype(np.float32)
-        return onnx_int8.run_decoder(self.decoder, hidden, states)[0]
+        return onnx_int8.run_decoder(self.decoder, calibration.decoder_input(self.tables, ids), states)[0]
 
 
 @dataclass(frozen=True)
