@@ -181,6 +181,54 @@ def test_greedy_stops_at_the_last_position_embedding(work):
     assert first == row[:1]
 
 
+def test_greedy_reused_across_batches_equals_fresh_runs(work):
+    """One Greedy kept across batches (as a calibrate job keeps it): same shape with other
+    states and another prompt, a new shape, then the first shape again; each result
+    equals a fresh greedy() of its own. Stale cross-attention keys or self-attention
+    slots from the previous batch would change the ids."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_mxq import decoding
+    from whisper_mxq.models import load_processor
+
+    model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
+    tok = load_processor(str(work / "model")).tokenizer
+    # Random states: the demo model decodes its encoder's outputs of these clips alike.
+    states = 4 * torch.randn((6, model.config.max_source_positions, model.config.d_model),
+                             generator=torch.Generator().manual_seed(0))
+    de = calibration.prompt(tok, "de", "transcribe", multilingual=True).ids
+    fr = calibration.prompt(tok, "fr", "translate", multilingual=True).ids
+    kept = decoding.Greedy(model, 12)
+    calls = [(states[0:3], de), (states[3:6], fr), (states[0:2], de), (states[3:6], de)]
+    results = [kept(s, p) for s, p in calls]
+    for (s, p), got in zip(calls, results):
+        assert got == decoding.greedy(model, s, p, 12)
+    assert results[0] != results[3]  # other states decode differently: the check has teeth
+
+
+def test_group_pipeline_equals_encoder_then_decoder(work, tmp_path):
+    """calibrate_group (features on a thread pool, streamed into the decoder batches)
+    writes the same files as calibrate_encoder followed by calibrate_decoder, whatever
+    its thread count."""
+    wavs = [str(work / f"{s}.wav") for s in SAMPLES]
+    settings = calibration.DecoderSettings(seed=0, translate_ratio=0.5, max_new_tokens=12, batch_size=2)
+    runs = {}
+    for threads in (1, 3):
+        root = tmp_path / f"t{threads}"
+        calibration.calibrate_group(
+            str(work / "model"), SAMPLES, wavs, [str(root / "enc" / f"{s}.npy") for s in SAMPLES],
+            [str(root / "dec" / s) for s in SAMPLES], settings, threads=threads)
+        runs[threads] = root
+    reference = _decoder_run(work, "reference", batch_size=2)
+    for root in runs.values():
+        for s, ref in zip(SAMPLES, reference):
+            assert (root / "enc" / f"{s}.npy").read_bytes() == (work / "enc" / f"{s}.npy").read_bytes()
+            assert (root / "dec" / s / "tokens.json").read_text() == (ref / "tokens.json").read_text()
+            for name in ("encoder_hidden_states.npy", "decoder_hidden_states.npy"):
+                _assert_close(np.load(root / "dec" / s / name), np.load(ref / name))
+
+
 def test_bad_generation_dtype_names_the_key(work):
     with pytest.raises(ValueError, match="calibration.dtype"):
         _decoder_run(work, "bad", dtype="fp8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from conftest import offline_env, snakemake
@@ -28,13 +29,25 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     assert len(DEFAULT_LANGUAGES) == 17
     assert sum(counts.get(f"download_{lang}", 0) for lang in DEFAULT_LANGUAGES) == 17
     assert counts["snapshot_model"] == 1 and counts["mxq"] == 1 and counts["mblt"] == 1
-    # 20 samples a language, 100 a job: 5 whole languages a job, 17 languages
-    assert sum(v for k, v in counts.items() if k.startswith("calibrate_")) == 4
+    # samples_per_job auto: 1000 a job where jobs get a GPU (one job), else 100 (20 a
+    # language: 5 whole languages a job, 17 languages); device auto asks nvidia-smi
+    gpu = shutil.which("nvidia-smi") is not None
+    assert sum(v for k, v in counts.items() if k.startswith("calibrate_")) == (1 if gpu else 4)
     files = _planned(tmp_path, "compiled/whisper-small_decoder.mxq")
     enc = {f for f in files if re.fullmatch(r"calibration/encoder/encoder_calib_[a-z0-9_]+_\d{4}\.npy", f)}
     dec = {f for f in files if re.fullmatch(r"calibration/decoder/sample_[a-z0-9_]+_\d{4}/decoder_hidden_states\.npy", f)}
     assert len(enc) == len(dec) == 17 * 20
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("device, jobs", [("cpu", 4), ("cuda", 1)])
+def test_samples_per_job_auto_follows_the_calibration_device(tmp_path, device, jobs):
+    """auto: 100 samples a job on CPU, 1000 where the calibrate jobs hold a GPU."""
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\n")
+    proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=offline_env(double=False))
+    groups = sorted(k for k in _job_counts(proc.stdout) if k.startswith("calibrate_"))
+    assert groups == [f"calibrate_{j:03d}" for j in range(jobs)]
 
 
 def test_samples_per_job_splits_groups(tmp_path):

@@ -65,7 +65,7 @@ def test_sigkill_mid_write_leaves_only_a_hidden_temporary(tmp_path):
 @pytest.mark.slow
 def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished_run, tmp_path):
     """SIGKILL the whole run (Snakemake and its job) while the encoder job of en_us group
-    000 is writing its second file (fsync'd, not yet renamed); the next run redoes that job and the lists name only
+    000 is writing its second file (written, not yet renamed); the next run redoes that job and the lists name only
     complete files, byte-identical to the uninterrupted run's."""
     work = copy_run(finished_run, tmp_path / "work")
     group = [work / layout.ENCODER_NPY.format(sample=f"en_us_{i:04d}") for i in (0, 1)]

@@ -12,7 +12,7 @@ Contenders
             (80/20), embeddings, np.save.
   package   the workflow's package functions as the rules call them: per job of
             samples_per_job consecutive clips, calibrate_group (encoder features
-            then decoder files), as one calibrate rule job does.
+            and decoder files) in a process of its own, as one calibrate rule job.
   snakemake (demo only) the real `snakemake -j2 ... calibration` on a copy of a finished
             demo run with calibration/ removed: every job's process start included.
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 SAMPLE_RATE = 16000
 
 
-# --- contenders (each runs in a child process: `race.py _run JSON`) ------------------
+# --- contenders (each runs in a child process: `race.py _run -`, its spec on stdin) ------------------
 def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new_tokens: int,
                   tasks_per_clip: int = 2, seed: int = 0) -> None:
     """The seed's step 2, clip by clip, with transformers as the tutorial pins it."""
@@ -100,24 +100,46 @@ def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new
 
 
 def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings: dict,
-                 per_job: int) -> None:
+                 per_job: int, threads: int, at_once: int = 1) -> dict:
     """The rules' work: per job (per_job consecutive clips of the language-major list,
     which is how calibrate_jobs in common.smk cuts them when per_job is a multiple of
-    the clips per language, as in every race above) calibrate_group, as the calibrate rule
-    calls it: encoder features, then the decoder files."""
-    from whisper_mxq import calibration, layout
+    the clips per language, as in every race above) calibrate_group as the calibrate rule
+    calls it, each job in a process of its own, one after the other (as Snakemake runs
+    `script:` jobs, and as jobs queue on one GPU): every job pays interpreter start,
+    imports, CUDA start and model load. `at_once` > 1 runs that many jobs at a time, as
+    Snakemake would given that many GPU slots for one GPU: one job's start-up overlaps
+    another's GPU work. Returns the largest GPU peak of the jobs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from whisper_mxq import layout
 
     samples = [Path(w).stem for w in wavs]
     langs = list(dict.fromkeys(layout.sample_lang(s) for s in samples))
     order = sorted(range(len(samples)), key=lambda i: (langs.index(layout.sample_lang(samples[i])), samples[i]))
+    specs = []
     for start in range(0, len(order), per_job):
         job = order[start : start + per_job]
-        npys = [f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job]
-        calibration.calibrate_group(
-            snapshot, [samples[i] for i in job], [wavs[i] for i in job], npys,
-            [f"{out}/decoder/sample_{samples[i]}" for i in job],
-            calibration.DecoderSettings(**settings), device=device,
-        )
+        specs.append(dict(kind="job", snapshot=snapshot, samples=[samples[i] for i in job],
+                          wavs=[wavs[i] for i in job], npys=[f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job],
+                          dirs=[f"{out}/decoder/sample_{samples[i]}" for i in job],
+                          device=device, settings=settings, threads=threads))
+    with ThreadPoolExecutor(at_once) as pool:
+        results = list(pool.map(run_child, specs))
+    return {"gpu_mb": max(r.get("gpu_mb", 0.0) for r in results)}
+
+
+def calibrate_job(snapshot: str, samples: list[str], wavs: list[str], npys: list[str], dirs: list[str],
+                  device: str, settings: dict, threads: int, out: str | None = None) -> None:
+    """One calibrate rule job (workflow/scripts/calibrate.py's call)."""
+    import inspect
+
+    from whisper_mxq import calibration
+
+    # threads only where calibrate_group takes it: the harness also races earlier
+    # versions of the package (a copy of this file beside their workflow/)
+    extra = {"threads": threads} if "threads" in inspect.signature(calibration.calibrate_group).parameters else {}
+    calibration.calibrate_group(snapshot, samples, wavs, npys, dirs, calibration.DecoderSettings(**settings),
+                                device=device, **extra)
 
 
 def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int,
@@ -175,39 +197,56 @@ def snakemake_run(run_dir: str, out: str, configfile: str, per_job: int) -> None
 
 
 def _child(spec: dict) -> None:
+    import logging
+
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # a calibrate job logs where its time went; run_child passes those lines on
+    logging.basicConfig(stream=sys.stdout, format="JOB %(message)s")
+    logging.getLogger("whisper_mxq.calibration").setLevel(logging.INFO)
     t0 = time.perf_counter()
     kind = spec.pop("kind")
+    result = {}
     if kind == "loop":
         tutorial_loop(**spec)
     elif kind == "package":
-        package_jobs(**spec)
+        result = package_jobs(**spec)
+    elif kind == "job":
+        calibrate_job(**spec)
     elif kind == "agree":
         print("AGREE " + json.dumps(agreement(**spec)))
     else:
         snakemake_run(**spec)
-    result = {"work_s": time.perf_counter() - t0,
-              "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    result.update({"work_s": time.perf_counter() - t0,
+                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        result["gpu_mb"] = sys.modules["torch"].cuda.max_memory_allocated() / 2**20
-    print("RESULT " + json.dumps(result))
+        result["gpu_mb"] = max(result.get("gpu_mb", 0.0), sys.modules["torch"].cuda.max_memory_allocated() / 2**20)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(spec: dict) -> dict:
+    """`race.py _run SPEC` in a new process; its RESULT, with its wall time."""
+    t0 = time.perf_counter()
+    # the spec on stdin: a job's thousands of paths overflow an argument list
+    proc = subprocess.run([sys.executable, __file__, "_run", "-"], input=json.dumps(spec), capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"{spec['kind']} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")
+    for l in proc.stdout.splitlines():
+        if l.startswith("AGREE "):
+            print(f"batch vs one-clip agreement ({len(spec['wavs'])} clips): {l[6:]}", flush=True)
+        elif l.startswith("JOB ") and spec["kind"] == "job":  # up to the race's own output
+            print(f"{l} (process {wall:.1f} s)", flush=True)
+        elif l.startswith("JOB "):
+            print(f"    {l[4:]}", file=sys.stderr, flush=True)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    return dict(json.loads(line[7:]), wall_s=wall)
 
 
 def run_contender(spec: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="race.") as out:
-        spec = dict(spec, out=out)
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "_run", json.dumps(spec)],
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(f"{spec['kind']} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    for l in proc.stdout.splitlines():
-        if l.startswith("AGREE "):
-            print(f"batch vs one-clip agreement ({len(spec['wavs'])} clips): {l[6:]}", flush=True)
-    return dict(json.loads(line[7:]), wall_s=wall)
+        return run_child(dict(spec, out=out))
 
 
 # --- data and models -------------------------------------------------------------------
@@ -318,8 +357,8 @@ def table(results: dict[str, list[dict]], clips: dict[str, int], base: str) -> s
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "_run":
-        return _child(json.loads(sys.argv[2]))
+    if sys.argv[1:3] == ["_run", "-"]:
+        return _child(json.load(sys.stdin))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
     d = sub.add_parser("demo", help="CPU, the offline demo's model and clips")
@@ -332,8 +371,10 @@ def main() -> None:
     s.add_argument("--clips", type=int, default=128)
     s.add_argument("--loop-clips", type=int, default=16)
     s.add_argument("--langs", default="de_de,fr_fr,ja_jp,ko_kr")
-    s.add_argument("--variants", default="fp32:16,fp16:16,fp16:32,fp16:64", help="dtype:batch,...")
+    s.add_argument("--variants", default="fp32:16,fp16:16,fp16:32,fp16:64",
+                   help="dtype:batch[:per_job[:jobs at once]],...")
     s.add_argument("--per-job", type=int, default=None, help="default: all clips of a language")
+    s.add_argument("--threads", type=int, default=4, help="a calibrate job's threads (the rule's)")
     s.add_argument("--tokens", type=int, default=64)
     s.add_argument("--processor", default=None, help="prebuilt processor + generation config folder")
     s.add_argument("--repeats", type=int, default=1)
@@ -357,7 +398,8 @@ def main() -> None:
                                    max_new_tokens=cal["max_new_tokens"])}
         for per_job in args.per_job or [cal["samples_per_job"]]:
             contenders[f"package per_job={per_job}"] = dict(
-                kind="package", snapshot=snapshot, wavs=wavs, device="cpu", settings=settings, per_job=per_job)
+                kind="package", snapshot=snapshot, wavs=wavs, device="cpu", settings=settings, per_job=per_job,
+                threads=2)
         if args.snakemake:
             for per_job in args.per_job or [cal["samples_per_job"]]:
                 contenders[f"snakemake -j2 per_job={per_job}"] = dict(
@@ -386,8 +428,10 @@ def main() -> None:
             settings = {"seed": 0, "translate_ratio": 0.2, "max_new_tokens": args.tokens,
                         "batch_size": int(batch), "dtype": dtype}
             n_job = int(job[0]) if job else per_job
-            contenders[f"package {dtype} batch {batch} per_job={n_job}"] = dict(
-                kind="package", snapshot=snapshot, wavs=wavs, device=dev, settings=settings, per_job=n_job)
+            at_once = int(job[1]) if len(job) > 1 else 1
+            name = f"package {dtype} batch {batch} per_job={n_job}" + (f", {at_once} at once" if at_once > 1 else "")
+            contenders[name] = dict(kind="package", snapshot=snapshot, wavs=wavs, device=dev, settings=settings,
+                                    per_job=n_job, threads=args.threads, at_once=at_once)
         if args.agree:
             contenders["agreement"] = dict(kind="agree", snapshot=snapshot, wavs=wavs[: args.agree],
                                            device=dev, tokens=args.tokens)

@@ -8,9 +8,9 @@ these variables is set:
 - FAULT_FLEURS_FLAKY=en_us,...: the first FLEURS read of these languages fails as an
   unreachable network would; later attempts (Snakemake's retries) succeed.
 - FAULT_FLEURS_DOWN=de_de,...: every FLEURS read of these languages fails.
-- FAULT_HANG_ON_WRITE=<file name>: a process about to fsync a file whose final name is
-  this one (an atomic writer's hidden temporary, written in full but not yet renamed)
-  touches $FAULT_DIR/hanging and sleeps, so the test can SIGKILL it mid-write.
+- FAULT_HANG_ON_WRITE=<file name>: a process about to rename into place a file whose
+  final name is this one (an atomic writer's hidden temporary, written in full) touches
+  $FAULT_DIR/hanging and sleeps, so the test can SIGKILL it mid-write.
 """
 
 from __future__ import annotations
@@ -68,27 +68,24 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _hang_on_fsync(name: str) -> None:
-    fsync = os.fsync
+def _hang_before_rename(name: str) -> None:
+    replace = os.replace
 
-    def hanging_fsync(fd):
-        try:
-            target = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            target = ""
-        # atomic.atomic_path's temporary: ".{final name}.{random}{suffix}"
+    def hanging_replace(src, dst, *args, **kwargs):
+        # atomic.atomic_path's temporary: ".{final name}.{random}{suffix}", complete
+        # and about to be renamed into place
+        target = os.path.basename(os.fspath(src))
         if target.startswith(f".{name}."):
-            fsync(fd)
             (Path(os.environ["FAULT_DIR"]) / "hanging").write_text(f"{os.getpid()} {target}\n")
             while True:
                 time.sleep(60)
-        return fsync(fd)
+        return replace(src, dst, *args, **kwargs)
 
-    os.fsync = hanging_fsync
+    os.replace = hanging_replace
 
 
 if os.environ.get("FAULT_DIR"):
     if _langs("FAULT_FLEURS_FLAKY") | _langs("FAULT_FLEURS_DOWN"):
         sys.meta_path.insert(0, _PatchOnImport())
     if os.environ.get("FAULT_HANG_ON_WRITE"):
-        _hang_on_fsync(os.environ["FAULT_HANG_ON_WRITE"])
+        _hang_before_rename(os.environ["FAULT_HANG_ON_WRITE"])

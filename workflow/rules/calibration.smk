@@ -28,7 +28,8 @@ for _name, _samples in calibrate_jobs():
             f"benchmarks/calibrate/{_name}.tsv"
         group:
             "calibrate"
-        threads: 2
+        # feature threads: they keep a GPU fed (Snakemake lowers it to --cores)
+        threads: 4
         resources:
             mem_mb=8000,
             runtime=120,

@@ -45,8 +45,6 @@ except ValueError as e:
 if MODEL.endswith(".en") and set(LANGUAGES) != {"en_us"}:
     config_error("languages", f"{config['model']!r} is English-only: set languages: [en_us]")
 N_SAMPLES = config["samples_per_language"]
-PER_JOB = config["calibration"]["samples_per_job"]
-N_GROUPS = -(-N_SAMPLES // PER_JOB)
 
 SNAPSHOT = layout.MODEL_SNAPSHOT.format(model=MODEL)
 LABEL_SNAPSHOT = layout.LABEL_MODEL.format(label_model=LABEL_MODEL)
@@ -142,6 +140,24 @@ def gpus(step):
     if dev == "auto":
         return int(shutil.which("nvidia-smi") is not None)
     return 0 if dev == "cpu" else 1
+
+
+# samples_per_job `auto`: a job's fixed cost (process start, torch + transformers
+# imports, model load) is ~3 s on 2 CPU cores and ~14 s on the lent GPU hosts, against
+# seconds per whisper-small sample on a CPU and ~1/30 s on a GPU (tests/benchmarks/
+# RESULTS.md); GPU jobs queue on one device, so fewer, larger jobs win there.
+SAMPLES_PER_JOB_AUTO = {"gpu": 1000, "cpu": 100}
+
+
+def samples_per_job():
+    setting = config["calibration"]["samples_per_job"]
+    if setting == "auto":
+        return SAMPLES_PER_JOB_AUTO["gpu" if gpus("calibration") else "cpu"]
+    return setting
+
+
+PER_JOB = samples_per_job()
+N_GROUPS = -(-N_SAMPLES // PER_JOB)
 
 
 # --- targets ----------------------------------------------------------------------

@@ -19,4 +19,5 @@ calibration.calibrate_group(
         dtype=cfg["dtype"],
     ),
     device=models.pick_device(cfg["device"]),
+    threads=snakemake.threads,
 )

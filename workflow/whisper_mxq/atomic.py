@@ -80,34 +80,43 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    """`durable`: fsync before the rename, so the file also survives a power cut. The
+    rename alone already keeps a killed job from leaving a partial file under the final
+    name; bulk per-sample arrays skip the fsync (see calibration._write_samples)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> None:
     # Sorted keys and a fixed indent: the same content gives the same bytes.
-    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    data = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes(path, data.encode("utf-8"), durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file; a truncated or corrupt one raises naming the path."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
-def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+def write_npy(path: str | os.PathLike, array: np.ndarray, durable: bool = True) -> None:
     # Serialised in memory first: np.save into a file reports a full disk as "N requested
     # and M written" with no errno, where a plain write says ENOSPC.
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue(), durable)
 
 
 def read_npy(path: str | os.PathLike) -> np.ndarray:

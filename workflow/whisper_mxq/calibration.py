@@ -12,15 +12,20 @@ Shapes and special-token ids come from the model's config and tokenizer.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
+import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import atomic, audio, decoding, layout
 from .languages import whisper_code
+
+log = logging.getLogger(__name__)
 
 TASK_TYPES = {"transcribe": "transcription_with_lang", "translate": "translation_with_lang"}
 TASK_TYPES_NO_LANG = {"transcribe": "transcription_no_lang"}  # English-only models
@@ -38,11 +43,24 @@ def encoder_features(feature_extractor, samples: np.ndarray) -> np.ndarray:
 
 
 def calibrate_encoder(snapshot: str, wav_paths: list[str], npy_paths: list[str]) -> None:
+    """Encoder features only (calibrate_group makes them together with the decoder files)."""
+    fe = _feature_extractor(snapshot)
+    for wav, npy in zip(wav_paths, npy_paths, strict=True):
+        _features_to_file(fe, wav, npy)
+
+
+def _feature_extractor(snapshot: str):
     from transformers import WhisperFeatureExtractor
 
-    fe = WhisperFeatureExtractor.from_pretrained(snapshot, local_files_only=True)
-    for wav, npy in zip(wav_paths, npy_paths, strict=True):
-        atomic.write_npy(npy, encoder_features(fe, audio.load(wav)))
+    return WhisperFeatureExtractor.from_pretrained(snapshot, local_files_only=True)
+
+
+def _features_to_file(fe, wav: str, npy: str) -> np.ndarray:
+    """One clip's encoder features, saved and returned: the decoder files are computed
+    from exactly the array saved."""
+    feats = encoder_features(fe, audio.load(wav))
+    atomic.write_npy(npy, feats, durable=False)
+    return feats
 
 
 def write_encoder_list(npy_paths: list[str], out_txt: str, n_mels: int, n_frames: int) -> None:
@@ -132,8 +150,19 @@ def is_multilingual(model) -> bool:
     """The generation config's flag, which `generate` reads; for a checkpoint saved
     without it, the vocabulary size (a default of False would silently drop the language
     and task tokens of a multilingual model)."""
-    flag = getattr(model.generation_config, "is_multilingual", None)
-    return bool(flag) if flag is not None else model.config.vocab_size >= MULTILINGUAL_VOCAB
+    return _multilingual(getattr(model.generation_config, "is_multilingual", None), model.config.vocab_size)
+
+
+def snapshot_is_multilingual(snapshot: str) -> bool:
+    """is_multilingual from the snapshot's JSON files, before (and without) loading the
+    model: a calibrate job plans its batches while the model loads."""
+    generation = os.path.join(snapshot, "generation_config.json")
+    flag = atomic.read_json(generation).get("is_multilingual") if os.path.exists(generation) else None
+    return _multilingual(flag, atomic.read_json(os.path.join(snapshot, "config.json"))["vocab_size"])
+
+
+def _multilingual(flag, vocab_size: int) -> bool:
+    return bool(flag) if flag is not None else vocab_size >= MULTILINGUAL_VOCAB
 
 
 def _require_english(snapshot: str, samples: list[str]) -> None:
@@ -205,63 +234,10 @@ def calibrate_decoder(
     out_dirs: list[str],
     settings: DecoderSettings,
     device: str = "cpu",
+    threads: int = 2,
 ) -> None:
-    """One job's samples (one or more languages) -> per-sample decoder calibration
-    folders; batches never mix (language, task)."""
-    import torch
-
-    from .models import load_model, load_processor
-
-    model = load_model(snapshot, device)
-    generator = generation_model(model, settings.dtype)
-    tokenizer = load_processor(snapshot).tokenizer
-    multilingual = is_multilingual(model)
-    if not multilingual:
-        _require_english(snapshot, samples)
-    eot = tokenizer.eos_token_id
-    max_len = model.config.max_target_positions
-    tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
-    languages = [whisper_code(layout.sample_lang(s)) for s in samples]
-    # File writes (~5 MB a sample) run on a thread, overlapping the next batch's model
-    # work; at most two batches wait, which bounds host memory; result() re-raises a
-    # failed write here.
-    tables = embedding_tables(model)
-    per_batch = batch_size(settings.batch_size, device)
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending: collections.deque = collections.deque()
-        # A batch shares one prompt (language, task): equal lengths, no padding, no masks.
-        for language, task in sorted(set(zip(languages, tasks))):
-            members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
-            p = prompt(tokenizer, language, task, multilingual)
-            for start in range(0, len(members), per_batch):
-                batch = members[start : start + per_batch]
-                feats = torch.from_numpy(
-                    np.concatenate([atomic.read_npy(encoder_npys[i]) for i in batch])
-                ).transpose(1, 2).contiguous().to(device)
-                encoded = _encode(model, feats)
-                # encoded once above; generate would run the encoder a second time
-                generated = decoding.greedy(generator, encoded, p.ids, settings.max_new_tokens)
-                rows = []
-                for row, i in enumerate(batch):
-                    text = text_ids(generated[row], eot)
-                    if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
-                        norm = tokenizer.normalize(tokenizer.decode(text)).strip()
-                        text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
-                    ids = sequence(p.ids, text, eot, max_len)
-                    rows.append((out_dirs[i], decoder_input(tables, ids), {
-                        "sample": samples[i],
-                        "task": task,
-                        "task_type": p.task_type,
-                        "source_language": language,
-                        "use_translation": task == "translate",
-                        "token_ids": ids,
-                        "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
-                    }))
-                pending.append(writer.submit(_write_samples, encoded, rows))
-                while len(pending) > 2:
-                    pending.popleft().result()
-        for done in pending:
-            done.result()
+    """Decoder files from encoder features saved earlier (calibrate_group makes both)."""
+    _calibrate(snapshot, samples, out_dirs, settings, device, threads, lambda i: atomic.read_npy(encoder_npys[i]))
 
 
 def calibrate_group(
@@ -272,22 +248,139 @@ def calibrate_group(
     out_dirs: list[str],
     settings: DecoderSettings,
     device: str = "cpu",
+    threads: int = 2,
 ) -> None:
-    """One job's samples: encoder features first, then the decoder files from exactly
-    those saved features, with one model load for the whole group."""
-    calibrate_encoder(snapshot, wav_paths, encoder_npys)
-    calibrate_decoder(snapshot, samples, encoder_npys, out_dirs, settings, device)
+    """One calibrate job: each sample's encoder features, and its decoder files computed
+    from exactly those features, with one model load for the whole group. Features are
+    made on `threads` threads while the model loads and the device works."""
+    fe = _feature_extractor(snapshot)
+    _calibrate(snapshot, samples, out_dirs, settings, device, threads,
+               lambda i: _features_to_file(fe, wav_paths[i], encoder_npys[i]))
+
+
+def plan_batches(samples: list[str], tasks: list[str], per_batch: int) -> list[tuple[str, str, list[int]]]:
+    """(whisper language, task, sample indices) per batch, in a fixed order. A batch
+    shares one prompt (language, task): equal lengths, no padding, no masks."""
+    languages = [whisper_code(layout.sample_lang(s)) for s in samples]
+    plan = []
+    for language, task in sorted(set(zip(languages, tasks))):
+        members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
+        plan += [(language, task, members[k : k + per_batch]) for k in range(0, len(members), per_batch)]
+    return plan
+
+
+# Batches whose features are being made ahead of the device: enough to keep it fed,
+# few enough to bound host memory (a batch of 32 whisper-small clips is ~30 MB).
+_FEATURES_AHEAD = 2
+# Batches handed to the writers and not yet on disk (~5 MB a sample).
+_WRITES_PENDING = 2
+
+
+def _calibrate(snapshot, samples, out_dirs, settings: DecoderSettings, device: str, threads: int,
+               features) -> None:
+    """The pipeline of a calibrate job: `features(i)` (sample i's [1, frames, n_mels]
+    array) runs on a pool of `threads` threads, batches ahead of the device; the model
+    loads meanwhile; the device encodes and decodes batch after batch; a writer thread
+    copies each batch's states to the host and writes its files. The log ends with where
+    the job's time went."""
+    import torch
+
+    from .models import load_model, load_processor
+
+    clock = _Clock()
+    multilingual = snapshot_is_multilingual(snapshot)
+    if not multilingual:
+        _require_english(snapshot, samples)
+    tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
+    plan = plan_batches(samples, tasks, batch_size(settings.batch_size, device))
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="features") as readers, \
+            ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+        made: dict[int, Future] = {}
+
+        def ahead(k: int) -> None:
+            for i in plan[k][2] if k < len(plan) else []:
+                made[i] = readers.submit(features, i)
+
+        for k in range(_FEATURES_AHEAD):
+            ahead(k)
+        with clock("load the model"):
+            model = load_model(snapshot, device)
+            generator = generation_model(model, settings.dtype)
+            tokenizer = load_processor(snapshot).tokenizer
+            tables = embedding_tables(model)
+            greedy = decoding.Greedy(generator, settings.max_new_tokens)
+        eot = tokenizer.eos_token_id
+        max_len = model.config.max_target_positions
+        pending: collections.deque = collections.deque()
+        for k, (language, task, batch) in enumerate(plan):
+            ahead(k + _FEATURES_AHEAD)
+            with clock("wait for features"):
+                feats = np.concatenate([made.pop(i).result() for i in batch])
+            with clock("encode and decode"):
+                feats = torch.from_numpy(feats).transpose(1, 2).contiguous().to(device)
+                encoded = _encode(model, feats)
+                p = prompt(tokenizer, language, task, multilingual)
+                # encoded once above; generate would run the encoder a second time
+                generated = greedy(encoded, p.ids)
+            rows = []
+            for row, i in enumerate(batch):
+                text = text_ids(generated[row], eot)
+                if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
+                    norm = tokenizer.normalize(tokenizer.decode(text)).strip()
+                    text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
+                ids = sequence(p.ids, text, eot, max_len)
+                rows.append((out_dirs[i], decoder_input(tables, ids), {
+                    "sample": samples[i],
+                    "task": task,
+                    "task_type": p.task_type,
+                    "source_language": language,
+                    "use_translation": task == "translate",
+                    "token_ids": ids,
+                    "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
+                }))
+            pending.append(writer.submit(_write_samples, encoded, rows))
+            with clock("wait for writes"):  # result() re-raises a failed write here
+                while len(pending) > _WRITES_PENDING:
+                    pending.popleft().result()
+        with clock("wait for writes"):
+            for done in pending:
+                done.result()
+    log.info("calibrated %d samples in %d batches on %s: %s", len(samples), len(plan), device, clock)
+
+
+class _Clock:
+    """Wall seconds per named phase of the caller's thread, and the rest."""
+
+    def __init__(self):
+        self.start, self.spent = time.perf_counter(), collections.Counter()
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[phase] += time.perf_counter() - t
+
+    def __str__(self) -> str:
+        total = time.perf_counter() - self.start
+        parts = [f"{name} {s:.1f} s" for name, s in self.spent.items()]
+        return ", ".join([*parts, f"other {total - sum(self.spent.values()):.1f} s", f"total {total:.1f} s"])
 
 
 def _write_samples(encoded, rows: list[tuple]) -> None:
     """One batch's sample folders; the encoder states come to the host here, on the
-    writer's thread, while the caller goes on to the next batch."""
+    writer's thread, while the caller goes on to the next batch. No fsync: the rename
+    keeps a killed job from leaving a partial file; a power cut mid-job leaves the job
+    incomplete in Snakemake's metadata, and write_decoder_calib checks every file's
+    header and size. An fsync per file costs a disk flush for each of thousands of
+    5 MB files (on network filesystems, a server round trip each)."""
     states = encoded.float().cpu().numpy()
     for row, (out_dir, decoder_states, tokens) in enumerate(rows):
-        atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), states[row : row + 1])
-        atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states)
+        atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), states[row : row + 1], durable=False)
+        atomic.write_npy(os.path.join(out_dir, layout.DECODER_STATES_FILE), decoder_states, durable=False)
         # tokens.json last: its presence marks a complete sample folder.
-        atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens)
+        atomic.write_json(os.path.join(out_dir, layout.TOKENS_FILE), tokens, durable=False)
 
 
 def write_decoder_calib(
