@@ -1,7 +1,7 @@
 """Batched calibration and labels give each sample what a one-sample run gives.
 
 Tiny random models from the offline demo's builders and synthetic clips of different
-lengths; two languages and both tasks, so batches are split by (language, task).
+lengths; two languages and both tasks, which share batches (each row its own prompt).
 """
 
 from __future__ import annotations
@@ -200,11 +200,24 @@ def test_greedy_reused_across_batches_equals_fresh_runs(work):
     de = calibration.prompt(tok, "de", "transcribe", multilingual=True).ids
     fr = calibration.prompt(tok, "fr", "translate", multilingual=True).ids
     kept = decoding.Greedy(model, 12)
-    calls = [(states[0:3], de), (states[3:6], fr), (states[0:2], de), (states[3:6], de)]
-    results = [kept(s, p) for s, p in calls]
+    calls = [(states[0:3], [de] * 3), (states[3:6], [fr] * 3), (states[0:2], [de] * 2), (states[3:6], [de, fr, de])]
+    results, runs = [], []
+    for s, p in calls:
+        results.append(kept(s, p))
+        runs.append(kept._kept[1])
     for (s, p), got in zip(calls, results):
-        assert got == decoding.greedy(model, s, p, 12)
+        for row in range(len(p)):  # each row as its own batch of one, with its own prompt
+            assert got[row] == decoding.greedy(model, s[row : row + 1], p[row], 12)[0]
     assert results[0] != results[3]  # other states decode differently: the check has teeth
+    # Reused, not rebuilt: the same buffers (a captured graph reads them by address)
+    # for the same shape, new ones for a new shape.
+    assert runs[0] is runs[1] and runs[2] is not runs[1] and runs[3] is not runs[2]
+    first = kept(states[0:3], [de] * 3)
+    ptrs = [t.data_ptr() for pair in kept._kept[1].dec.cross for t in pair]
+    assert kept(states[3:6], [fr] * 3) != first
+    assert [t.data_ptr() for pair in kept._kept[1].dec.cross for t in pair] == ptrs
+    with pytest.raises(ValueError, match="prompts of one length"):
+        kept(states[0:2], [de, de[:-1]])
 
 
 def test_group_pipeline_equals_encoder_then_decoder(work, tmp_path):

@@ -40,12 +40,18 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("device, jobs", [("cpu", 4), ("cuda", 1)])
-def test_samples_per_job_auto_follows_the_calibration_device(tmp_path, device, jobs):
-    """auto: 100 samples a job on CPU, 1000 where the calibrate jobs hold a GPU."""
+@pytest.mark.parametrize("device, jobs, handed_down", [("cpu", 4, None), ("cuda", 1, None), ("cuda", 4, "100")])
+def test_samples_per_job_auto_follows_the_devices(tmp_path, device, jobs, handed_down):
+    """auto: 100 samples a job on CPU, 1000 where calibrate and label jobs hold a GPU;
+    a value already in the environment (a cluster job's parse, handed down from where
+    the run started) wins over what this host sees."""
     cfg = tmp_path / "device.yaml"
-    cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\n")
-    proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=offline_env(double=False))
+    cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\nlabels: {{device: {device}}}\n")
+    env = offline_env(double=False)
+    env.pop("WHISPER_MXQ_AUTO_SAMPLES_PER_JOB", None)
+    if handed_down:
+        env["WHISPER_MXQ_AUTO_SAMPLES_PER_JOB"] = handed_down
+    proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=env)
     groups = sorted(k for k in _job_counts(proc.stdout) if k.startswith("calibrate_"))
     assert groups == [f"calibrate_{j:03d}" for j in range(jobs)]
 

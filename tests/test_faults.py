@@ -68,6 +68,9 @@ def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished
     000 is writing its second file (written, not yet renamed); the next run redoes that job and the lists name only
     complete files, byte-identical to the uninterrupted run's."""
     work = copy_run(finished_run, tmp_path / "work")
+    # A job makes features in its batch order (language, task, index): en_us_0000 and
+    # en_us_0001 both draw transcribe at seed 0, so with -j1 (one feature thread) the
+    # first is complete when the second is being written.
     group = [work / layout.ENCODER_NPY.format(sample=f"en_us_{i:04d}") for i in (0, 1)]
     originals = {p: p.read_bytes() for p in group}
     # Gone with the list that names them, so the group must run again. (Snakemake 9 does

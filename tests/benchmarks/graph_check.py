@@ -1,6 +1,8 @@
 """GPU check of decoding.greedy's CUDA-graph path, which CI (CPU only) never runs: on
 every visible GPU, greedy with graphs against transformers' `generate` and against
-greedy without graphs, on the race's whisper-small-shaped random model.
+greedy without graphs, and a Greedy kept across two batches (the graph captured on the
+first replayed on the second's states, rows of two prompts) against a fresh eager run;
+on the race's whisper-small-shaped random model.
 
     python tests/benchmarks/graph_check.py [--processor models/race-processor]
 """
@@ -42,6 +44,16 @@ def main() -> None:
         same = sum(w == g[: len(w)] for w, g in zip(want, graph))
         print(f"{device}: graph == generate {same}/{args.batch}, graph == no graph {graph == eager}", flush=True)
         failed |= same != args.batch or graph != eager
+        kept = decoding.Greedy(model, args.tokens, graphs=True)
+        kept(states, [prompt] * args.batch)
+        other = calibration._encode(model, torch.randn(args.batch, 80, 3000, device=device))
+        french = calibration.prompt(tok, "fr", "translate", True).ids
+        mixed = [prompt if row % 2 else french for row in range(args.batch)]
+        reused = kept(other, mixed)
+        fresh = decoding.Greedy(model, args.tokens, graphs=False)(other, mixed)
+        print(f"{device}: graph reused on other states and prompts == no graph {reused == fresh}, "
+              f"differs from the first batch {reused != graph}", flush=True)
+        failed |= reused != fresh or reused == graph
     sys.exit(1 if failed else 0)
 
 

@@ -159,14 +159,10 @@ def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int
         runs = {}
         for b in (1, batch):
             dirs = [f"{out}/{dtype}_{b}/{s}" for s in samples]
-            by_lang: dict[str, list[int]] = {}
-            for i, s in enumerate(samples):
-                by_lang.setdefault(s.rsplit("_", 1)[0], []).append(i)
-            for members in by_lang.values():
-                calibration.calibrate_decoder(
-                    snapshot, [samples[i] for i in members], [npys[i] for i in members],
-                    [dirs[i] for i in members],
-                    calibration.DecoderSettings(max_new_tokens=tokens, batch_size=b, dtype=dtype), device=device)
+            # one job: batches of b mix the languages; at b=1 one graph serves every clip
+            calibration.calibrate_decoder(
+                snapshot, samples, npys, dirs,
+                calibration.DecoderSettings(max_new_tokens=tokens, batch_size=b, dtype=dtype), device=device)
             runs[b] = dirs
         same, rel = 0, 0.0
         for one, many in zip(runs[1], runs[batch]):

@@ -16,6 +16,9 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
 
 def steps(model: str, overlap: bool) -> dict:
@@ -41,7 +44,9 @@ def steps(model: str, overlap: bool) -> dict:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     mark("import model classes")
-    m = WhisperForConditionalGeneration.from_pretrained(model, dtype=torch.float32).eval()
+    from whisper_mxq.models import _fp32
+
+    m = WhisperForConditionalGeneration.from_pretrained(model, **_fp32()).eval()
     mark("weights (host)")
     if cuda is not None:
         cuda.join()

@@ -21,7 +21,10 @@ for _name, _samples in calibrate_jobs():
         params:
             samples=_samples,
             seed=config["seed"],
-            settings=config["calibration"],
+            # the job's samples are its inputs and outputs; samples_per_job left out
+            # so that `auto` and the number it stands for are the same to the
+            # params rerun trigger
+            settings={k: v for k, v in config["calibration"].items() if k != "samples_per_job"},
         log:
             f"logs/calibrate/{_name}.log",
         benchmark:

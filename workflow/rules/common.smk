@@ -94,8 +94,7 @@ def calibrate_jobs():
     more are cut into jobs of samples_per_job; smaller ones share a job, whole
     languages at a time (samples_per_job // samples_per_language of them), so a small
     config pays the fixed cost of a job (process start, torch + transformers imports,
-    model load: ~5 s on 2 CPU cores, ~20 s on the lent H100; tests/benchmarks/
-    RESULTS.md) a few times, not once per language. Whole languages keep a job's
+    model load: see SAMPLES_PER_JOB_AUTO) a few times, not once per language. Whole languages keep a job's
     samples stable when languages are added at the end of the list."""
     if PER_JOB >= N_SAMPLES:
         per = PER_JOB // N_SAMPLES
@@ -143,17 +142,25 @@ def gpus(step):
 
 
 # samples_per_job `auto`: a job's fixed cost (process start, torch + transformers
-# imports, model load) is ~3 s on 2 CPU cores and ~14 s on the lent GPU hosts, against
-# seconds per whisper-small sample on a CPU and ~1/30 s on a GPU (tests/benchmarks/
-# RESULTS.md); GPU jobs queue on one device, so fewer, larger jobs win there.
+# imports, model load) is ~4.5 s on 2 CPU cores and ~14 s on the GPU hosts measured,
+# against seconds per whisper-small sample on a CPU and ~1/30 s on a GPU (tests/
+# benchmarks/RESULTS.md); GPU jobs queue on one device, so fewer, larger jobs win there.
+# The label jobs share the groups, so 1000 only where both steps get a GPU (large-v3
+# labels 1000 clips on a CPU would outrun any job time limit).
 SAMPLES_PER_JOB_AUTO = {"gpu": 1000, "cpu": 100}
+# `auto` is resolved once, where the run starts, and handed down in the environment:
+# cluster jobs parse this file again on a node that may see a GPU where the submit
+# host saw none, and the calibrate rules (one per job) must be the same there.
+AUTO_PER_JOB_VAR = "WHISPER_MXQ_AUTO_SAMPLES_PER_JOB"
 
 
 def samples_per_job():
     setting = config["calibration"]["samples_per_job"]
-    if setting == "auto":
-        return SAMPLES_PER_JOB_AUTO["gpu" if gpus("calibration") else "cpu"]
-    return setting
+    if setting != "auto":
+        return setting
+    on_gpu = gpus("calibration") and gpus("labels")
+    os.environ.setdefault(AUTO_PER_JOB_VAR, str(SAMPLES_PER_JOB_AUTO["gpu" if on_gpu else "cpu"]))
+    return int(os.environ[AUTO_PER_JOB_VAR])
 
 
 PER_JOB = samples_per_job()

@@ -258,15 +258,14 @@ def calibrate_group(
                lambda i: _features_to_file(fe, wav_paths[i], encoder_npys[i]))
 
 
-def plan_batches(samples: list[str], tasks: list[str], per_batch: int) -> list[tuple[str, str, list[int]]]:
-    """(whisper language, task, sample indices) per batch, in a fixed order. A batch
-    shares one prompt (language, task): equal lengths, no padding, no masks."""
-    languages = [whisper_code(layout.sample_lang(s)) for s in samples]
-    plan = []
-    for language, task in sorted(set(zip(languages, tasks))):
-        members = [i for i in range(len(samples)) if (languages[i], tasks[i]) == (language, task)]
-        plan += [(language, task, members[k : k + per_batch]) for k in range(0, len(members), per_batch)]
-    return plan
+def plan_batches(languages: list[str], tasks: list[str], per_batch: int) -> list[list[int]]:
+    """Sample indices per batch, in a fixed order: sorted by (language, task), then cut
+    into batches of per_batch. Prompts differ only in their language and task tokens,
+    never in length, so rows of any (language, task) share a batch without padding or
+    masks, and batches stay full (small languages would otherwise make many small
+    ones, each a new shape for the decoder's captured graph)."""
+    order = sorted(range(len(languages)), key=lambda i: (languages[i], tasks[i], i))
+    return [order[k : k + per_batch] for k in range(0, len(order), per_batch)]
 
 
 # Batches whose features are being made ahead of the device: enough to keep it fed,
@@ -288,63 +287,72 @@ def _calibrate(snapshot, samples, out_dirs, settings: DecoderSettings, device: s
     from .models import load_model, load_processor
 
     clock = _Clock()
+    # the rule's threads, not every core (never more than torch's default, one a core)
+    torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
     multilingual = snapshot_is_multilingual(snapshot)
     if not multilingual:
         _require_english(snapshot, samples)
     tasks = [choose_task(settings.seed, s, settings.translate_ratio, multilingual) for s in samples]
-    plan = plan_batches(samples, tasks, batch_size(settings.batch_size, device))
+    languages = [whisper_code(layout.sample_lang(s)) for s in samples]
+    plan = plan_batches(languages, tasks, batch_size(settings.batch_size, device))
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="features") as readers, \
             ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
-        made: dict[int, Future] = {}
+        try:
+            made: dict[int, Future] = {}
 
-        def ahead(k: int) -> None:
-            for i in plan[k][2] if k < len(plan) else []:
-                made[i] = readers.submit(features, i)
+            def ahead(k: int) -> None:
+                for i in plan[k] if k < len(plan) else []:
+                    made[i] = readers.submit(features, i)
 
-        for k in range(_FEATURES_AHEAD):
-            ahead(k)
-        with clock("load the model"):
-            model = load_model(snapshot, device)
-            generator = generation_model(model, settings.dtype)
-            tokenizer = load_processor(snapshot).tokenizer
-            tables = embedding_tables(model)
-            greedy = decoding.Greedy(generator, settings.max_new_tokens)
-        eot = tokenizer.eos_token_id
-        max_len = model.config.max_target_positions
-        pending: collections.deque = collections.deque()
-        for k, (language, task, batch) in enumerate(plan):
-            ahead(k + _FEATURES_AHEAD)
-            with clock("wait for features"):
-                feats = np.concatenate([made.pop(i).result() for i in batch])
-            with clock("encode and decode"):
-                feats = torch.from_numpy(feats).transpose(1, 2).contiguous().to(device)
-                encoded = _encode(model, feats)
-                p = prompt(tokenizer, language, task, multilingual)
-                # encoded once above; generate would run the encoder a second time
-                generated = greedy(encoded, p.ids)
-            rows = []
-            for row, i in enumerate(batch):
-                text = text_ids(generated[row], eot)
-                if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
-                    norm = tokenizer.normalize(tokenizer.decode(text)).strip()
-                    text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
-                ids = sequence(p.ids, text, eot, max_len)
-                rows.append((out_dirs[i], decoder_input(tables, ids), {
-                    "sample": samples[i],
-                    "task": task,
-                    "task_type": p.task_type,
-                    "source_language": language,
-                    "use_translation": task == "translate",
-                    "token_ids": ids,
-                    "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
-                }))
-            pending.append(writer.submit(_write_samples, encoded, rows))
-            with clock("wait for writes"):  # result() re-raises a failed write here
-                while len(pending) > _WRITES_PENDING:
-                    pending.popleft().result()
-        with clock("wait for writes"):
-            for done in pending:
-                done.result()
+            for k in range(_FEATURES_AHEAD):
+                ahead(k)
+            with clock("load the model"):
+                model = load_model(snapshot, device)
+                generator = generation_model(model, settings.dtype)
+                tokenizer = load_processor(snapshot).tokenizer
+                tables = embedding_tables(model)
+                greedy = decoding.Greedy(generator, settings.max_new_tokens)
+            eot = tokenizer.eos_token_id
+            prompts = [prompt(tokenizer, lang, task, multilingual) for lang, task in zip(languages, tasks)]
+            max_len = model.config.max_target_positions
+            pending: collections.deque = collections.deque()
+            for k, batch in enumerate(plan):
+                ahead(k + _FEATURES_AHEAD)
+                with clock("wait for features"):
+                    feats = np.concatenate([made.pop(i).result() for i in batch])
+                with clock("encode and decode"):
+                    feats = torch.from_numpy(feats).transpose(1, 2).contiguous().to(device)
+                    encoded = _encode(model, feats)
+                    # encoded once above; generate would run the encoder a second time
+                    generated = greedy(encoded, [prompts[i].ids for i in batch])
+                rows = []
+                for row, i in enumerate(batch):
+                    p = prompts[i]
+                    text = text_ids(generated[row], eot)
+                    if settings.normalize_text:  # the tutorial's EnglishTextNormalizer pass
+                        norm = tokenizer.normalize(tokenizer.decode(text)).strip()
+                        text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
+                    ids = sequence(p.ids, text, eot, max_len)
+                    rows.append((out_dirs[i], decoder_input(tables, ids), {
+                        "sample": samples[i],
+                        "task": tasks[i],
+                        "task_type": p.task_type,
+                        "source_language": languages[i],
+                        "use_translation": tasks[i] == "translate",
+                        "token_ids": ids,
+                        "decoded_tokens": tokenizer.decode(ids, skip_special_tokens=False),
+                    }))
+                pending.append(writer.submit(_write_samples, encoded, rows))
+                with clock("wait for writes"):  # result() re-raises a failed write here
+                    while len(pending) > _WRITES_PENDING:
+                        pending.popleft().result()
+            with clock("wait for writes"):
+                for done in pending:
+                    done.result()
+        except BaseException:
+            # no more feature files once the job has failed: queued clips are dropped
+            readers.shutdown(cancel_futures=True)
+            raise
     log.info("calibrated %d samples in %d batches on %s: %s", len(samples), len(plan), device, clock)
 
 
@@ -370,11 +378,13 @@ class _Clock:
 
 def _write_samples(encoded, rows: list[tuple]) -> None:
     """One batch's sample folders; the encoder states come to the host here, on the
-    writer's thread, while the caller goes on to the next batch. No fsync: the rename
-    keeps a killed job from leaving a partial file; a power cut mid-job leaves the job
-    incomplete in Snakemake's metadata, and write_decoder_calib checks every file's
-    header and size. An fsync per file costs a disk flush for each of thousands of
-    5 MB files (on network filesystems, a server round trip each)."""
+    writer's thread, while the caller goes on to the next batch. No fsync: an fsync per
+    file costs a disk flush for each of thousands of 5 MB files (on network filesystems,
+    a server round trip each). The rename still keeps a killed job from leaving a
+    partial file. A power cut during the job leaves it incomplete in Snakemake's
+    metadata; one in the seconds after it ended, before the kernel wrote the data back,
+    can leave renamed files that are empty or short (write_decoder_calib's header and
+    size checks name them; delete them and re-run) or, on some filesystems, zero-filled."""
     states = encoded.float().cpu().numpy()
     for row, (out_dir, decoder_states, tokens) in enumerate(rows):
         atomic.write_npy(os.path.join(out_dir, layout.ENCODER_STATES_FILE), states[row : row + 1], durable=False)

@@ -109,24 +109,27 @@ def greedy(model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bo
     not included), `max_new_tokens` long at most; rows that end early are filled with
     end-of-text, so every row has the same length. `graphs` (default: on CUDA) replays
     each step as a CUDA graph."""
-    return Greedy(model, max_new_tokens, graphs)(states, prompt_ids)
+    return Greedy(model, max_new_tokens, graphs)(states, [prompt_ids] * states.shape[0])
 
 
 class Greedy:
-    """greedy() for batch after batch: the cache buffers and the captured step of the
-    last batch shape are kept and reused by the next batch of that shape (a capture costs
-    a few eager steps and the buffers are ~3 GB at batch 64 in fp16 for whisper-small,
-    so only one shape is kept)."""
+    """greedy() for batch after batch, each row with its own prompt (all of one length:
+    rows of other languages and tasks share a batch). The cache buffers and the captured
+    step of the last batch shape are kept and reused by the next batch of that shape (a
+    capture costs a few eager steps, and the buffers are ~4.6 GB at batch 64 in fp16 for
+    whisper-small, so only one shape is kept)."""
 
     def __init__(self, model, max_new_tokens: int, graphs: bool | None = None):
         self.model, self.max_new_tokens, self.graphs = model, max_new_tokens, graphs
         self._kept = None  # (shape key, _Run)
 
-    def __call__(self, states, prompt_ids: list[int]) -> list[list[int]]:
+    def __call__(self, states, prompts: list[list[int]]) -> list[list[int]]:
         import torch
 
         model = self.model
-        n_prompt = len(prompt_ids)
+        n_prompt = len(prompts[0])
+        if len(prompts) != states.shape[0] or any(len(p) != n_prompt for p in prompts):
+            raise ValueError(f"{states.shape[0]} rows need as many prompts of one length, got {len(prompts)}")
         # Positions past max_target_positions have no embedding.
         steps = max(0, min(self.max_new_tokens, model.config.max_target_positions - n_prompt))
         if steps == 0:
@@ -142,7 +145,7 @@ class Greedy:
                 self._kept = None  # free the old buffers before allocating the new
                 graphs = device.type == "cuda" if self.graphs is None else self.graphs
                 self._kept = (key, _Run(model, states, n_prompt, steps, graphs))
-            return self._kept[1](states, prompt_ids)
+            return self._kept[1](states, prompts)
 
 
 class _Run:
@@ -176,14 +179,14 @@ class _Run:
         self._pick(self.dec.logits(self.token, self.position), self.suppress, self.position - (self.n_prompt - 1))
         self.position.add_(1)
 
-    def __call__(self, states, prompt_ids: list[int]) -> list[list[int]]:
+    def __call__(self, states, prompts: list[list[int]]) -> list[list[int]]:
         import torch
 
         device = states.device
         self.dec.load(states)
         self.out.fill_(self.eot)
         self.done.zero_()
-        prompt = torch.tensor([prompt_ids] * states.shape[0], dtype=torch.long, device=device)
+        prompt = torch.tensor(prompts, dtype=torch.long, device=device)
         n = self.n_prompt
         self._pick(self.dec.logits(prompt, torch.arange(n, device=device)), self.at_begin, self.position.new_zeros(1))
         self.position.fill_(n)
