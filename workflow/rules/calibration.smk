@@ -1,7 +1,8 @@
 # Step 2: per-sample calibration files, computed in jobs of samples_per_job samples
 # (calibrate_jobs: whole small languages share a job, large ones are cut): the job
 # loads the model once and streams its samples in batches, each sample's encoder
-# features and then its decoder files from them. A job's outputs are its samples' files, so one changed WAV re-runs one job.
+# features and then its decoder files from them. A job's outputs are its samples'
+# files, so one changed WAV re-runs one job.
 # The rules are stamped out per job with literal paths: a rule's outputs are a fixed
 # list, and literal paths keep Snakemake's output lookup from testing every file
 # against every per-sample pattern (quadratic in the samples).

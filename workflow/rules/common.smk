@@ -94,8 +94,9 @@ def calibrate_jobs():
     more are cut into jobs of samples_per_job; smaller ones share a job, whole
     languages at a time (samples_per_job // samples_per_language of them), so a small
     config pays the fixed cost of a job (process start, torch + transformers imports,
-    model load: see SAMPLES_PER_JOB_AUTO) a few times, not once per language. Whole languages keep a job's
-    samples stable when languages are added at the end of the list."""
+    model load: see SAMPLES_PER_JOB_AUTO) a few times, not once per language. Whole
+    languages keep a job's samples stable when languages are added at the end of the
+    list."""
     if PER_JOB >= N_SAMPLES:
         per = PER_JOB // N_SAMPLES
         jobs = [
