@@ -92,14 +92,13 @@ def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> N
                 os.fsync(f.fileno())
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    write_bytes(path, text.encode("utf-8"), durable)
 
 
 def write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> None:
     # Sorted keys and a fixed indent: the same content gives the same bytes.
-    data = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    write_bytes(path, data.encode("utf-8"), durable)
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:
