@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from calib_helpers import calibrate_decoder, calibrate_encoder, manifest_for
 from whisper_mxq import calibration, demo, labels, layout
+from whisper_mxq import decoder_calibration as dec
 
 LANGS = ["de_de", "fr_fr"]
 PER_LANG = 3
@@ -37,19 +39,19 @@ def work(tmp_path_factory) -> Path:
         sf.write(root / f"{sample}.wav", _clip(i), 16000, subtype="PCM_16")
     wavs = [str(root / f"{s}.wav") for s in SAMPLES]
     npys = [str(root / "enc" / f"{s}.npy") for s in SAMPLES]
-    calibration.calibrate_encoder(str(root / "model"), wavs, npys)
+    calibrate_encoder(str(root / "model"), wavs, npys)
     return root
 
 
 def _decoder_run(work: Path, name: str, **settings) -> list[Path]:
     dirs = [work / name / s for s in SAMPLES]
-    calibration.calibrate_decoder(
+    calibrate_decoder(
         str(work / "model"),
         SAMPLES,
         [str(work / "enc" / f"{s}.npy") for s in SAMPLES],
         [str(d) for d in dirs],
         # translate_ratio 0.5 with seed 0 draws both tasks over these six ids
-        calibration.DecoderSettings(seed=0, translate_ratio=0.5, max_new_tokens=12, **settings),
+        calibration.Settings(seed=0, translate_ratio=0.5, max_new_tokens=12, **settings),
     )
     return dirs
 
@@ -62,7 +64,7 @@ def _assert_close(got: np.ndarray, want: np.ndarray) -> None:
 
 
 def test_decoder_batch_equals_one_at_a_time(work):
-    tasks = {calibration.choose_task(0, s, 0.5) for s in SAMPLES}
+    tasks = {dec.choose_task(0, s, 0.5) for s in SAMPLES}
     assert tasks == {"transcribe", "translate"}
     batched = _decoder_run(work, "batch", batch_size=len(SAMPLES))
     single = _decoder_run(work, "single", batch_size=1)
@@ -134,10 +136,10 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
     with torch.no_grad():
         states = model.get_encoder()(feats).last_hidden_state
     if end_share:
-        _bias_towards_end(model, states, calibration.prompt(tok, "de", "transcribe", True).ids, 12, end_share)
+        _bias_towards_end(model, states, dec.prompt(tok, "de", "transcribe", True).ids, 12, end_share)
     ends = []
     for language, task in [("de", "transcribe"), ("fr", "translate")]:
-        prompt_ids = calibration.prompt(tok, language, task, multilingual=True).ids
+        prompt_ids = dec.prompt(tok, language, task, multilingual=True).ids
         for rows in (slice(0, 1), slice(0, len(SAMPLES))):
             with torch.no_grad():
                 want = model.generate(
@@ -149,7 +151,7 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
             for w, g in zip(want, got):
                 w = w[len(prompt_ids):] if w[: len(prompt_ids)] == prompt_ids else w  # transformers 4 keeps it
                 assert g[: len(w)] == w[: len(g)]  # generate stops short of 12 once all rows ended
-                assert len(calibration.text_ids(g, eot)) > 0
+                assert len(dec.text_ids(g, eot)) > 0
                 ends.append(g.index(eot) if eot in g else None)
     if end_share == 0:
         assert set(ends) == {None}
@@ -170,7 +172,7 @@ def test_greedy_stops_at_the_last_position_embedding(work):
 
     model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
     tok = load_processor(str(work / "model")).tokenizer
-    prompt_ids = calibration.prompt(tok, "de", "transcribe", multilingual=True).ids
+    prompt_ids = dec.prompt(tok, "de", "transcribe", multilingual=True).ids
     feats = torch.from_numpy(np.load(work / "enc" / f"{SAMPLES[0]}.npy")).transpose(1, 2)
     with torch.no_grad():
         states = model.get_encoder()(feats).last_hidden_state
@@ -197,8 +199,8 @@ def test_greedy_reused_across_batches_equals_fresh_runs(work):
     # Random states: the demo model decodes its encoder's outputs of these clips alike.
     states = 4 * torch.randn((6, model.config.max_source_positions, model.config.d_model),
                              generator=torch.Generator().manual_seed(0))
-    de = calibration.prompt(tok, "de", "transcribe", multilingual=True).ids
-    fr = calibration.prompt(tok, "fr", "translate", multilingual=True).ids
+    de = dec.prompt(tok, "de", "transcribe", multilingual=True).ids
+    fr = dec.prompt(tok, "fr", "translate", multilingual=True).ids
     kept = decoding.Greedy(model, 12)
     calls = [(states[0:3], [de] * 3), (states[3:6], [fr] * 3), (states[0:2], [de] * 2), (states[3:6], [de, fr, de])]
     results, runs = [], []
@@ -220,26 +222,48 @@ def test_greedy_reused_across_batches_equals_fresh_runs(work):
         kept(states[0:2], [de, de[:-1]])
 
 
-def test_group_pipeline_equals_encoder_then_decoder(work, tmp_path):
-    """calibrate_group (features on a thread pool, streamed into the decoder batches)
-    writes the same files as calibrate_encoder followed by calibrate_decoder, whatever
-    its thread count."""
+def test_job_pipeline_equals_encoder_then_decoder(work, tmp_path, monkeypatch):
+    """calibrate_job (features on a thread pool, streamed into the decoder batches)
+    writes the same files as the encoder features followed by the decoder files, whatever
+    its thread count, and its summary lists what each sample's folder holds."""
     wavs = [str(work / f"{s}.wav") for s in SAMPLES]
-    settings = calibration.DecoderSettings(seed=0, translate_ratio=0.5, max_new_tokens=12, batch_size=2)
+    manifest, stamp = manifest_for(wavs, tmp_path)
+    settings = calibration.Settings(seed=0, translate_ratio=0.5, max_new_tokens=12, batch_size=2)
     runs = {}
     for threads in (1, 3):
         root = tmp_path / f"t{threads}"
-        calibration.calibrate_group(
-            str(work / "model"), SAMPLES, wavs, [str(root / "enc" / f"{s}.npy") for s in SAMPLES],
-            [str(root / "dec" / s) for s in SAMPLES], settings, threads=threads)
+        calibration.calibrate_job(
+            str(work / "model"), manifest, stamp,
+            [str(root / layout.ENCODER_NPY.format(sample=s)) for s in SAMPLES],
+            [str(root / layout.DECODER_SAMPLE_DIR.format(sample=s)) for s in SAMPLES],
+            str(root / "summary.json"), settings, threads=threads)
         runs[threads] = root
     reference = _decoder_run(work, "reference", batch_size=2)
     for root in runs.values():
-        for s, ref in zip(SAMPLES, reference):
-            assert (root / "enc" / f"{s}.npy").read_bytes() == (work / "enc" / f"{s}.npy").read_bytes()
-            assert (root / "dec" / s / "tokens.json").read_text() == (ref / "tokens.json").read_text()
+        summary = json.loads((root / "summary.json").read_text())["samples"]
+        assert [e["sample"] for e in summary] == SAMPLES
+        for s, ref, entry in zip(SAMPLES, reference, summary):
+            got = root / layout.ENCODER_NPY.format(sample=s)
+            assert got.read_bytes() == (work / "enc" / f"{s}.npy").read_bytes()
+            assert entry == json.loads((ref / "tokens.json").read_text())
+            folder = root / layout.DECODER_SAMPLE_DIR.format(sample=s)
             for name in ("encoder_hidden_states.npy", "decoder_hidden_states.npy"):
-                _assert_close(np.load(root / "dec" / s / name), np.load(ref / name))
+                _assert_close(np.load(folder / name), np.load(ref / name))
+
+
+def test_job_refuses_a_clip_changed_after_download(work, tmp_path):
+    wavs = [str(tmp_path / f"{s}.wav") for s in SAMPLES[:2]]
+    for s, w in zip(SAMPLES, wavs):
+        Path(w).write_bytes((work / f"{s}.wav").read_bytes())
+    manifest, stamp = manifest_for(wavs, tmp_path)
+    Path(wavs[1]).write_bytes((work / f"{SAMPLES[3]}.wav").read_bytes())  # another clip
+    with pytest.raises(ValueError, match=rf"{wavs[1]}: not the clip downloaded"):
+        calibration.calibrate_job(
+            str(work / "model"), manifest, stamp,
+            [str(tmp_path / layout.ENCODER_NPY.format(sample=s)) for s in SAMPLES[:2]],
+            [str(tmp_path / layout.DECODER_SAMPLE_DIR.format(sample=s)) for s in SAMPLES[:2]],
+            str(tmp_path / "summary.json"), calibration.Settings(max_new_tokens=2), threads=1)
+    assert not (tmp_path / "summary.json").exists()
 
 
 def test_bad_generation_dtype_names_the_key(work):
@@ -247,14 +271,29 @@ def test_bad_generation_dtype_names_the_key(work):
         _decoder_run(work, "bad", dtype="fp8")
 
 
-def test_labels_batch_equals_one_at_a_time(work):
-    for lang in LANGS:
-        wavs = [str(work / f"{lang}_{i:04d}.wav") for i in range(PER_LANG)]
-        batched = labels.label_group(
-            str(work / "tiny.pt"), lang, wavs, str(work / f"labels_{lang}_b.json"), batch_size=PER_LANG, max_tokens=8
-        )
-        single = labels.label_group(
-            str(work / "tiny.pt"), lang, wavs, str(work / f"labels_{lang}_1.json"), batch_size=1, max_tokens=8
-        )
-        assert batched == single
-        assert set(batched) == {Path(w).name for w in wavs}
+def test_labels_batch_equals_one_at_a_time(work, tmp_path):
+    """A label job's batched decode gives each clip the texts openai-whisper's decode
+    gives it alone, for clips of two languages in one job."""
+    wavs = [str(work / f"{s}.wav") for s in SAMPLES]
+    manifest, stamp = manifest_for(wavs, tmp_path)
+    runs = {}
+    for rows in (len(SAMPLES), 1):
+        runs[rows] = labels.label_job(str(work / "tiny.pt"), str(work / "tiny.pt"), manifest, stamp,
+                                      str(tmp_path / f"labels_{rows}.json"), batch_size_setting=rows, max_tokens=8)
+    assert runs[len(SAMPLES)] == runs[1]
+    assert list(runs[1]) == [Path(w).name for w in wavs]
+    assert {v["language"] for v in runs[1].values()} == set(LANGS)
+
+
+def test_labels_from_a_transformers_model_batch_equals_one_at_a_time(work, tmp_path):
+    """labels.model may be a Hugging Face Whisper (here the demo's tiny model): decoded
+    in batches with transformers' generate, the same texts as one clip at a time."""
+    wavs = [str(work / f"{s}.wav") for s in SAMPLES]
+    manifest, stamp = manifest_for(wavs, tmp_path)
+    model = str(work / "model")
+    assert labels.model_format(model) == labels.TRANSFORMERS
+    batched = labels.label_job(model, model, manifest, stamp, str(tmp_path / "b.json"),
+                               batch_size_setting=4, max_tokens=6)
+    single = labels.label_job(model, model, manifest, stamp, str(tmp_path / "s.json"),
+                              batch_size_setting=1, max_tokens=6)
+    assert batched == single and all(v["transcription"] for v in batched.values())

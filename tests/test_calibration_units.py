@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import whisper.tokenizer
 
-from whisper_mxq import calibration, demo
+from whisper_mxq import calibration, demo, jobs, layout
+from whisper_mxq import decoder_calibration as dec
 
 
 @pytest.fixture(scope="module")
@@ -15,28 +16,28 @@ def hf_tokenizer():
 
 def test_task_draw_is_a_pure_function_of_seed_and_sample():
     samples = [f"de_de_{i:04d}" for i in range(2000)]
-    first = [calibration.choose_task(7, s, 0.2) for s in samples]
-    assert first == [calibration.choose_task(7, s, 0.2) for s in reversed(samples)][::-1]
+    first = [dec.choose_task(7, s, 0.2) for s in samples]
+    assert first == [dec.choose_task(7, s, 0.2) for s in reversed(samples)][::-1]
     share = first.count("translate") / len(first)
     assert 0.17 < share < 0.23  # the configured ratio, give or take sampling noise
-    other_seed = [calibration.choose_task(8, s, 0.2) for s in samples]
+    other_seed = [dec.choose_task(8, s, 0.2) for s in samples]
     assert other_seed != first
-    assert all(calibration.choose_task(7, s, 0.2, multilingual=False) == "transcribe" for s in samples[:50])
-    assert {calibration.choose_task(0, s, 0.0) for s in samples} == {"transcribe"}
-    assert {calibration.choose_task(0, s, 1.0) for s in samples} == {"translate"}
+    assert all(dec.choose_task(7, s, 0.2, multilingual=False) == "transcribe" for s in samples[:50])
+    assert {dec.choose_task(0, s, 0.0) for s in samples} == {"transcribe"}
+    assert {dec.choose_task(0, s, 1.0) for s in samples} == {"translate"}
 
 
 @pytest.mark.parametrize("language, task", [("de", "transcribe"), ("ja", "translate"), ("en", "transcribe")])
 def test_prompt_matches_openai_whisper(hf_tokenizer, language, task):
     ref = whisper.tokenizer.get_tokenizer(multilingual=True, language=language, task=task)
-    prompt = calibration.prompt(hf_tokenizer, language, task, multilingual=True)
+    prompt = dec.prompt(hf_tokenizer, language, task, multilingual=True)
     assert prompt.ids == [*ref.sot_sequence, ref.no_timestamps]
     assert prompt.task_type == ("translation_with_lang" if task == "translate" else "transcription_with_lang")
 
 
 def test_english_only_prompt_has_no_language_or_task(hf_tokenizer):
     ref = whisper.tokenizer.get_tokenizer(multilingual=True)
-    prompt = calibration.prompt(hf_tokenizer, "en", "transcribe", multilingual=False)
+    prompt = dec.prompt(hf_tokenizer, "en", "transcribe", multilingual=False)
     assert prompt.ids == [ref.sot, ref.no_timestamps]
     assert prompt.task_type == "transcription_no_lang"
 
@@ -47,16 +48,16 @@ def test_text_ids_cut_at_end_of_text_and_drop_specials():
     eot = ref.eot
     # transformers 4 returns the prompt too; 5 returns only new tokens; both give the text
     with_prompt = [*ref.sot_sequence, ref.no_timestamps, *text, eot, eot, eot]
-    assert calibration.text_ids(with_prompt, eot) == text
-    assert calibration.text_ids([*text, eot, 123], eot) == text
-    assert calibration.text_ids(text + [ref.timestamp_begin + 5], eot) == text
+    assert dec.text_ids(with_prompt, eot) == text
+    assert dec.text_ids([*text, eot, 123], eot) == text
+    assert dec.text_ids(text + [ref.timestamp_begin + 5], eot) == text
 
 
 def test_sequence_fits_the_decoder_positions():
     prompt = [1, 2, 3, 4]
-    seq = calibration.sequence(prompt, list(range(10, 1000)), eot=9, max_len=448)
+    seq = dec.sequence(prompt, list(range(10, 1000)), eot=9, max_len=448)
     assert len(seq) == 448 and seq[:4] == prompt and seq[-1] == 9
-    assert calibration.sequence(prompt, [], eot=9, max_len=448) == [1, 2, 3, 4, 9]
+    assert dec.sequence(prompt, [], eot=9, max_len=448) == [1, 2, 3, 4, 9]
 
 
 def test_batch_size_auto_follows_the_device_and_bad_values_name_the_key():
@@ -87,3 +88,46 @@ def test_shapes_read_from_config_json_match_whisper_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"config\.json.*d_model"):
         models.shapes(str(tmp_path))
+
+
+def test_plan_cuts_consecutive_jobs_over_language_then_index():
+    langs = ["de_de", "fr_fr", "ja_jp"]
+    plan = jobs.plan(langs, 5, 4)
+    order = [layout.sample_id(lang, i) for lang in langs for i in range(5)]
+    assert [s for j in plan for s in j.samples] == order  # every sample once, in list order
+    assert [len(j.samples) for j in plan] == [4, 4, 4, 3]
+    assert [j.name for j in plan] == ["000", "001", "002", "003"]
+    assert plan[1].slices == (jobs.Slice("de_de", 4, 5), jobs.Slice("fr_fr", 0, 3))
+    # a job continues a language where the one before it stopped
+    assert jobs.previous(plan, plan[1].slices[0]) == plan[0]
+    assert jobs.previous(plan, plan[1].slices[1]) is None
+    assert jobs.previous(plan, plan[2].slices[0]) == plan[1]
+    # adding a language at the end leaves the earlier jobs as they were
+    assert jobs.plan(langs + ["ko_kr"], 5, 4)[:3] == plan[:3]
+    # whole small languages share a job; a job name grows with the job count
+    assert [len(j.languages) for j in jobs.plan(langs, 2, 100)] == [3]
+    assert jobs.plan(["de_de"], 1001, 1)[-1].name == "1000"
+
+
+def test_auto_samples_per_job_is_one_job_per_gpu():
+    assert jobs.auto_samples_per_job(340, 0) == jobs.CPU_SAMPLES_PER_JOB
+    assert jobs.auto_samples_per_job(1003, 1) == 1003
+    assert jobs.auto_samples_per_job(1003, 2) == 502  # two jobs, one on each GPU
+    # past the cap: rounds of one job per GPU, all the same size
+    per = jobs.auto_samples_per_job(17_000, 2)
+    assert per <= jobs.GPU_JOB_CAP and len(jobs.plan(["de_de"] * 17, 1000, per)) % 2 == 0
+
+
+def test_auto_is_resolved_once_and_handed_down(monkeypatch):
+    monkeypatch.delenv(jobs.AUTO_ENV, raising=False)
+    assert jobs.samples_per_job("auto", 1003, 2) == 502
+    # a cluster job parsing the Snakefile again sees other GPUs: the plan must not change
+    assert jobs.samples_per_job("auto", 1003, 0) == 502
+    assert jobs.samples_per_job(7, 1003, 2) == 7
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,3")
+    assert jobs.visible_gpus() == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert jobs.visible_gpus() == 0

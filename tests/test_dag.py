@@ -8,6 +8,7 @@ import shutil
 import pytest
 from conftest import offline_env, snakemake
 
+from whisper_mxq import jobs as jobs_module
 from whisper_mxq.languages import DEFAULT_LANGUAGES
 
 
@@ -27,12 +28,13 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     proc = snakemake(tmp_path, "-n", "-j8", "compiled/whisper-small_decoder.mxq", env=offline_env(double=False))
     counts = _job_counts(proc.stdout)
     assert len(DEFAULT_LANGUAGES) == 17
-    assert sum(counts.get(f"download_{lang}", 0) for lang in DEFAULT_LANGUAGES) == 17
     assert counts["snapshot_model"] == 1 and counts["mxq"] == 1 and counts["mblt"] == 1
-    # samples_per_job auto: 1000 a job where jobs get a GPU (one job), else 100 (20 a
-    # language: 5 whole languages a job, 17 languages); device auto asks nvidia-smi
-    gpu = shutil.which("nvidia-smi") is not None
-    assert sum(v for k, v in counts.items() if k.startswith("calibrate_")) == (1 if gpu else 4)
+    # samples_per_job auto: one job per GPU where jobs get one, else 100 a job (the 340
+    # samples in 4 jobs); device auto asks nvidia-smi. Downloads follow the same plan.
+    n_jobs = 1 if shutil.which("nvidia-smi") else 4
+    for step in ("download", "calibrate"):
+        assert sorted(k for k in counts if k.startswith(step + "_")) == [f"{step}_{j:03d}" for j in range(n_jobs)]
+    assert not any(k.startswith("label_") for k in counts)  # the compile does not need labels
     files = _planned(tmp_path, "compiled/whisper-small_decoder.mxq")
     enc = {f for f in files if re.fullmatch(r"calibration/encoder/encoder_calib_[a-z0-9_]+_\d{4}\.npy", f)}
     dec = {f for f in files if re.fullmatch(r"calibration/decoder/sample_[a-z0-9_]+_\d{4}/decoder_hidden_states\.npy", f)}
@@ -40,20 +42,25 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("device, jobs, handed_down", [("cpu", 4, None), ("cuda", 1, None), ("cuda", 4, "100")])
-def test_samples_per_job_auto_follows_the_devices(tmp_path, device, jobs, handed_down):
-    """auto: 100 samples a job on CPU, 1000 where calibrate and label jobs hold a GPU;
-    a value already in the environment (a cluster job's parse, handed down from where
-    the run started) wins over what this host sees."""
+@pytest.mark.parametrize(
+    "device, gpus, jobs, handed_down",
+    [("cpu", "0,1", 4, None), ("cuda", "", 1, None), ("cuda", "0,1", 2, None), ("cuda", "0,1", 4, "100")],
+)
+def test_samples_per_job_auto_follows_the_devices(tmp_path, device, gpus, jobs, handed_down):
+    """auto: 100 samples a job on CPU; one job per visible GPU (at least one: a cluster's
+    submit host sees none) where calibrate and label jobs hold a GPU; a value already in
+    the environment (a cluster job's parse, handed down from where the run started) wins
+    over what this host sees."""
     cfg = tmp_path / "device.yaml"
     cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\nlabels: {{device: {device}}}\n")
-    env = offline_env(double=False)
-    env.pop("WHISPER_MXQ_AUTO_SAMPLES_PER_JOB", None)
+    env = offline_env(double=False, CUDA_VISIBLE_DEVICES=gpus)
+    env.pop(jobs_module.AUTO_ENV, None)
     if handed_down:
-        env["WHISPER_MXQ_AUTO_SAMPLES_PER_JOB"] = handed_down
-    proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=env)
-    groups = sorted(k for k in _job_counts(proc.stdout) if k.startswith("calibrate_"))
-    assert groups == [f"calibrate_{j:03d}" for j in range(jobs)]
+        env[jobs_module.AUTO_ENV] = handed_down
+    proc = snakemake(tmp_path, "-n", "-j8", "calibration", "labels", "--configfile", str(cfg), env=env)
+    counts = _job_counts(proc.stdout)
+    for step in ("calibrate", "label"):
+        assert sorted(k for k in counts if k.startswith(step + "_")) == [f"{step}_{j:03d}" for j in range(jobs)]
 
 
 def test_samples_per_job_splits_groups(tmp_path):
@@ -62,13 +69,14 @@ def test_samples_per_job_splits_groups(tmp_path):
     proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=offline_env(double=False))
     counts = _job_counts(proc.stdout)
     groups = [k for k in counts if k.startswith("calibrate_")]
-    assert sorted(groups) == [f"calibrate_{j:03d}" for j in range(4 * 17)]  # 3 + 3 + 3 + 1 a language
+    assert sorted(groups) == [f"calibrate_{j:03d}" for j in range(-(-17 * 10 // 3))]  # 170 in jobs of 3
 
 
 @pytest.mark.parametrize(
     "override, key",
     [
         ("samples_per_language: 0", "samples_per_language"),
+        ("samples_per_language: 100000000", "samples_per_language"),
         ("calibration: {translate_ratio: 1.5}", "translate_ratio"),
         ("languages: [xx_yy]", "languages"),
         ("languages: ['../etc']", "languages"),

@@ -1,35 +1,30 @@
-# Step 2: per-sample calibration files, computed in jobs of samples_per_job samples
-# (calibrate_jobs: whole small languages share a job, large ones are cut): the job
+# Step 2: per-sample calibration files, one calibrate job per job of the plan: the job
 # loads the model once and streams its samples in batches, each sample's encoder
-# features and then its decoder files from them. A job's outputs are its samples'
-# files, so one changed WAV re-runs one job.
-# The rules are stamped out per job with literal paths: a rule's outputs are a fixed
-# list, and literal paths keep Snakemake's output lookup from testing every file
-# against every per-sample pattern (quadratic in the samples).
+# features and then its decoder files from them. Its outputs are its samples' files and
+# its summary; the aggregate steps read the summaries (one per job, not thousands of
+# per-sample files) and check every file they list.
 
-for _name, _samples in calibrate_jobs():
+for _job in JOBS:
+
     rule:
         name:
-            f"calibrate_{_name}"
+            f"calibrate_{_job.name}"
         input:
-            wavs=paths(layout.AUDIO, _samples),
+            stamp=stamp(_job),
             model=SNAPSHOT,
         output:
-            features=paths(layout.ENCODER_NPY, _samples),
-            encoder_states=paths(layout.DECODER_ENCODER_STATES, _samples),
-            decoder_states=paths(layout.DECODER_DECODER_STATES, _samples),
-            tokens=paths(layout.DECODER_TOKENS, _samples),
+            **job_files(_job),
+            summary=layout.CALIBRATION_JOB.format(job=_job.name),
         params:
-            samples=_samples,
+            manifest=layout.MANIFEST.format(job=_job.name),
             seed=config["seed"],
-            # the job's samples are its inputs and outputs; samples_per_job left out
-            # so that `auto` and the number it stands for are the same to the
-            # params rerun trigger
+            # samples_per_job left out: the job's samples are its inputs and outputs,
+            # and `auto` must not differ from the number it stands for
             settings={k: v for k, v in config["calibration"].items() if k != "samples_per_job"},
         log:
-            f"logs/calibrate/{_name}.log",
+            f"logs/calibrate/{_job.name}.log",
         benchmark:
-            f"benchmarks/calibrate/{_name}.tsv"
+            f"benchmarks/calibrate/{_job.name}.tsv"
         group:
             "calibrate"
         # feature threads: they keep a GPU fed (Snakemake lowers it to --cores)
@@ -44,28 +39,29 @@ for _name, _samples in calibrate_jobs():
             "../scripts/calibrate.py"
 
 
+def summaries():
+    return [layout.CALIBRATION_JOB.format(job=job.name) for job in JOBS]
+
+
 rule encoder_list:
     input:
-        features=paths(layout.ENCODER_NPY, all_samples()),
+        summaries=summaries(),
         model=SNAPSHOT,
     output:
         layout.ENCODER_LIST,
     log:
         "logs/encoder_list.log",
+    localrule: True
     conda:
         "../../envs/calibration.yaml"
     script:
         "../scripts/encoder_list.py"
 
 
-# A sample folder's tokens.json is written last, by the job that writes its two .npy
-# files, so it stands for the folder: listing the .npy files too would only add 2 x
-# (samples) producer lookups to every DAG build (issue 4). The job still checks each
-# .npy's header, and Snakemake still tracks them as the calibrate job's outputs.
 rule decoder_calib:
     input:
-        tokens=paths(layout.DECODER_TOKENS, all_samples()),
-        manifests=expand(layout.MANIFEST, lang=LANGUAGES),
+        summaries=summaries(),
+        manifests=[layout.MANIFEST.format(job=job.name) for job in JOBS],
         model=SNAPSHOT,
     output:
         calib=layout.DECODER_JSON,
@@ -73,6 +69,7 @@ rule decoder_calib:
         report=layout.CALIBRATION_REPORT,
     log:
         "logs/decoder_calib.log",
+    localrule: True
     conda:
         "../../envs/calibration.yaml"
     script:
@@ -82,3 +79,5 @@ rule decoder_calib:
 rule calibration:
     input:
         calibration_files(),
+        lambda w: missing_files("calibration"),
+    localrule: True

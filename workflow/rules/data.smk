@@ -1,26 +1,28 @@
-# Step 1a: FLEURS -> 16 kHz mono WAVs, one job per language. Stamped out per language
-# with literal paths, for the same reason as the calibration rules: a wildcard rule
-# with one output pattern per sample makes Snakemake's lookup quadratic in the samples.
+# Step 1a: FLEURS -> 16 kHz mono WAVs, one download job per job of the plan (common.smk).
+# A job's outputs are its clips, its manifest and its stamp; the jobs that read the
+# clips declare the stamp only (layout.DOWNLOAD_STAMP says why).
 
-for _lang in LANGUAGES:
+for _job in JOBS:
 
     rule:
         name:
-            f"download_{_lang}"
+            f"download_{_job.name}"
         input:
-            local_input(config["fleurs"]["source"]),
+            source=local_input(config["fleurs"]["source"]),
+            continues=[s for _, _, s in download_parts(JOBS, _job, layout.DOWNLOAD_STAMP) if s],
         output:
-            wavs=wavs(_lang),
-            manifest=layout.MANIFEST.format(lang=_lang),
+            wavs=paths(layout.AUDIO, _job.samples),
+            manifest=layout.MANIFEST.format(job=_job.name),
+            stamp=stamp(_job),
         params:
-            lang=_lang,
+            parts=download_parts(JOBS, _job, layout.DOWNLOAD_STAMP),
             source=config["fleurs"]["source"],
             split=config["fleurs"]["split"],
             max_skipped_fraction=config["data"]["max_skipped_fraction"],
         log:
-            f"logs/download/{_lang}.log",
+            f"logs/download/{_job.name}.log",
         benchmark:
-            f"benchmarks/download/{_lang}.tsv"
+            f"benchmarks/download/{_job.name}.tsv"
         localrule: True  # fetches from the internet: runs on the submit host
         retries: 2
         threads: 1
@@ -31,3 +33,10 @@ for _lang in LANGUAGES:
             "../../envs/data.yaml"
         script:
             "../scripts/download.py"
+
+
+rule data:
+    input:
+        [stamp(job) for job in JOBS],
+        lambda w: missing_files("data"),
+    localrule: True

@@ -4,16 +4,12 @@
 
 if DEMO:
 
-    localrules:
-        demo_model,
-        demo_label_model,
-        demo_fleurs,
-
     rule demo_model:
         output:
             directory(layout.inside_workdir(DEMO["model"], "demo.model")),
         log:
             "logs/demo/model.log",
+        localrule: True
         conda:
             "../../envs/calibration.yaml"
         script:
@@ -24,6 +20,7 @@ if DEMO:
             layout.inside_workdir(DEMO["label_model"], "demo.label_model"),
         log:
             "logs/demo/label_model.log",
+        localrule: True
         conda:
             "../../envs/calibration.yaml"
         script:
@@ -37,6 +34,7 @@ if DEMO:
             split=config["fleurs"]["split"],
         log:
             "logs/demo/fleurs.log",
+        localrule: True
         conda:
             "../../envs/calibration.yaml"
         script:

@@ -1,46 +1,56 @@
-# Step 1b: reference transcriptions and English translations with openai-whisper.
+# Step 1b: reference transcriptions and English translations, one label job per job of
+# the plan: the label model is loaded once per job and decodes its clips in batches.
 
+for _job in JOBS:
 
-rule label:
-    input:
-        wavs=lambda w: wavs(w.lang, group_indices(w.group)),
-        model=LABEL_SNAPSHOT,
-    output:
-        layout.LABELS,
-    params:
-        batch_size=config["labels"]["batch_size"],
-        max_tokens=config["labels"]["max_tokens"],
-        device=device("labels"),
-    log:
-        "logs/label/{lang}_{group}.log",
-    benchmark:
-        "benchmarks/label/{lang}_{group}.tsv"
-    group:
-        "label"
-    threads: 2
-    resources:
-        mem_mb=16000,
-        runtime=120,
-        gpu=gpus("labels"),
-    conda:
-        "../../envs/data.yaml"
-    script:
-        "../scripts/label.py"
+    rule:
+        name:
+            f"label_{_job.name}"
+        input:
+            stamp=stamp(_job),
+            model=LABEL_SNAPSHOT,
+        output:
+            layout.LABELS.format(job=_job.name),
+        params:
+            manifest=layout.MANIFEST.format(job=_job.name),
+            source=config["labels"]["model"],
+            batch_size=config["labels"]["batch_size"],
+            max_tokens=config["labels"]["max_tokens"],
+            device=device("labels"),
+        log:
+            f"logs/label/{_job.name}.log",
+        benchmark:
+            f"benchmarks/label/{_job.name}.tsv"
+        group:
+            "label"
+        threads: 2
+        resources:
+            mem_mb=16000,
+            runtime=120,
+            gpu=gpus("labels"),
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/label.py"
 
 
 rule merge_labels:
     input:
-        [
-            layout.LABELS.format(lang=lang, group=group_name(g))
-            for lang in LANGUAGES
-            for g in range(N_GROUPS)
-        ],
+        [layout.LABELS.format(job=job.name) for job in JOBS],
     output:
         transcriptions=layout.TRANSCRIPTIONS,
         translations=layout.TRANSLATIONS,
     log:
         "logs/merge_labels.log",
+    localrule: True
     conda:
         "../../envs/data.yaml"
     script:
         "../scripts/merge_labels.py"
+
+
+rule labels:
+    input:
+        layout.TRANSCRIPTIONS,
+        layout.TRANSLATIONS,
+    localrule: True

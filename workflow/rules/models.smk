@@ -12,6 +12,7 @@ rule snapshot_model:
         f"logs/snapshot_model/{MODEL}.log",
     benchmark:
         f"benchmarks/snapshot_model/{MODEL}.tsv"
+    localrule: True  # fetches from the Hub: runs on the submit host
     threads: 1
     resources:
         mem_mb=8000,
@@ -22,22 +23,26 @@ rule snapshot_model:
         "../scripts/snapshot_model.py"
 
 
-rule snapshot_label_model:
-    input:
-        local_input(config["labels"]["model"]),
-    output:
-        LABEL_SNAPSHOT,
-    params:
-        source=config["labels"]["model"],
-    log:
-        f"logs/snapshot_label_model/{LABEL_MODEL}.log",
-    benchmark:
-        f"benchmarks/snapshot_label_model/{LABEL_MODEL}.tsv"
-    threads: 1
-    resources:
-        mem_mb=16000,
-        runtime=60,
-    conda:
-        "../../envs/data.yaml"
-    script:
-        "../scripts/snapshot_label_model.py"
+if LABEL_SNAPSHOT != SNAPSHOT:
+
+    rule snapshot_label_model:
+        input:
+            local_input(config["labels"]["model"]),
+        output:
+            LABEL_SNAPSHOT if LABELS_FROM_OPENAI_WHISPER else directory(LABEL_SNAPSHOT),
+        params:
+            source=config["labels"]["model"],
+            openai_whisper=LABELS_FROM_OPENAI_WHISPER,
+        log:
+            f"logs/snapshot_label_model/{LABEL_MODEL}.log",
+        benchmark:
+            f"benchmarks/snapshot_label_model/{LABEL_MODEL}.tsv"
+        localrule: True  # fetches from the internet: runs on the submit host
+        threads: 1
+        resources:
+            mem_mb=16000,
+            runtime=60,
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/snapshot_label_model.py"

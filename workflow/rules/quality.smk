@@ -1,24 +1,40 @@
 # Quality: an ONNX Runtime INT8 backend fed by the very calibration files qbcompiler
 # reads, and what quantization costs on held-out clips (FP32 PyTorch vs INT8 ONNX).
 # Needs no NPU SDK. Targets: `quality` (report and plots), `quality_sweep`.
-from whisper_mxq.quality import sweep_sizes
+from whisper_mxq.sweep import sweep_sizes
 
 QUALITY = config["quality"]
 EVAL = QUALITY["eval"]
 EVAL_SOURCE = EVAL["source"] or config["fleurs"]["source"]
-N_EVAL = EVAL["samples_per_language"]
-QUALITY_INFO = {"model": MODEL, "method": QUALITY["method"], "per_channel": QUALITY["per_channel"]}
+# Evaluation clips follow the calibration's plan (jobs.py), over their own samples.
+EVAL_JOBS = jobs.plan(LANGUAGES, EVAL["samples_per_language"], PER_JOB)
+QUALITY_INFO = {
+    "model": MODEL,
+    "method": QUALITY["method"],
+    "per_channel": QUALITY["per_channel"],
+    "recipe": QUALITY["recipe"],
+}
+
+
+def eval_stamp(job):
+    return layout.EVAL_STAMP.format(job=job.name)
+
+
+def calibration_downloads(langs):
+    """(stamp, manifest) of the calibration downloads holding these languages: their
+    sentences are kept out of evaluation."""
+    return [
+        (stamp(job), layout.MANIFEST.format(job=job.name))
+        for job in JOBS
+        if set(job.languages) & set(langs)
+    ]
 
 
 def eval_inputs():
     return {
         "model": SNAPSHOT,
-        "wavs": [
-            layout.EVAL_AUDIO.format(sample=layout.sample_id(lang, i))
-            for lang in LANGUAGES
-            for i in range(N_EVAL)
-        ],
-        "manifests": expand(layout.EVAL_MANIFEST, lang=LANGUAGES),
+        "stamps": [eval_stamp(job) for job in EVAL_JOBS],
+        "manifests": [layout.EVAL_MANIFEST.format(job=job.name) for job in EVAL_JOBS],
         "reference": layout.QUALITY_REFERENCE,
     }
 
@@ -38,34 +54,63 @@ def quality_files():
     ]
 
 
-localrules:
-    download_eval,
-    quality,
-    quality_sweep,
-    quality_sweep_plot,
+for _job in EVAL_JOBS:
 
+    rule:
+        name:
+            f"download_eval_{_job.name}"
+        input:
+            source=local_input(EVAL_SOURCE),
+            calibration=[s for s, _ in calibration_downloads(_job.languages)],
+            continues=[s for _, _, s in download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP) if s],
+        output:
+            wavs=paths(layout.EVAL_AUDIO, _job.samples),
+            manifest=layout.EVAL_MANIFEST.format(job=_job.name),
+            stamp=eval_stamp(_job),
+        params:
+            parts=download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP),
+            calibration=calibration_downloads(_job.languages),
+            source=EVAL_SOURCE,
+            split=EVAL["split"],
+            max_skipped_fraction=config["data"]["max_skipped_fraction"],
+        log:
+            f"logs/download_eval/{_job.name}.log",
+        localrule: True  # fetches from the internet: runs on the submit host
+        retries: 2
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/download_eval.py"
 
-rule download_eval:
-    input:
-        source=local_input(EVAL_SOURCE),
-        calibration=layout.MANIFEST,
-    output:
-        wavs=lang_pattern(layout.EVAL_AUDIO, range(N_EVAL)),
-        manifest=layout.EVAL_MANIFEST,
-    params:
-        source=EVAL_SOURCE,
-        split=EVAL["split"],
-        max_skipped_fraction=config["data"]["max_skipped_fraction"],
-    log:
-        "logs/download_eval/{lang}.log",
-    retries: 2
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../../envs/data.yaml"
-    script:
-        "../scripts/download_eval.py"
+    # The label model's translations of the evaluation clips: the references of BLEU.
+    rule:
+        name:
+            f"label_eval_{_job.name}"
+        input:
+            stamp=eval_stamp(_job),
+            model=LABEL_SNAPSHOT,
+        output:
+            layout.EVAL_LABELS.format(job=_job.name),
+        params:
+            manifest=layout.EVAL_MANIFEST.format(job=_job.name),
+            source=config["labels"]["model"],
+            batch_size=config["labels"]["batch_size"],
+            max_tokens=config["labels"]["max_tokens"],
+            device=device("labels"),
+        log:
+            f"logs/label_eval/{_job.name}.log",
+        threads: 2
+        resources:
+            mem_mb=16000,
+            runtime=60,
+            gpu=gpus("labels"),
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/label.py"
 
 
 rule onnx_export:
@@ -91,10 +136,12 @@ rule onnx_int8:
         onnx=layout.ONNX,
         calib=lambda w: calibration_of(w.part),
     output:
-        layout.ONNX_INT8,
+        model=layout.ONNX_INT8,
+        precision=layout.ONNX_INT8_PRECISION,
     params:
         method=QUALITY["method"],
         per_channel=QUALITY["per_channel"],
+        recipe=QUALITY["recipe"],
     log:
         "logs/onnx_int8/{model}_{part}.log",
     benchmark:
@@ -132,13 +179,17 @@ rule quality_reference:
 rule quality_report:
     input:
         **eval_inputs(),
+        labels=[layout.EVAL_LABELS.format(job=job.name) for job in EVAL_JOBS],
         encoder=model_file(layout.ONNX, "encoder"),
         int8_encoder=model_file(layout.ONNX_INT8, "encoder"),
         int8_decoder=model_file(layout.ONNX_INT8, "decoder"),
+        precision=[model_file(layout.ONNX_INT8_PRECISION, p) for p in layout.PARTS],
         calib=[layout.ENCODER_LIST, layout.DECODER_JSON],
     output:
         json=layout.QUALITY,
-        wer=report(layout.QUALITY_PLOTS["wer"], caption="../report/quality_wer.rst", category="Quality"),
+        wer=report(
+            layout.QUALITY_PLOTS["wer"], caption="../report/quality_wer.rst", category="Quality"
+        ),
         agreement=report(
             layout.QUALITY_PLOTS["agreement"],
             caption="../report/quality_agreement.rst",
@@ -153,6 +204,7 @@ rule quality_report:
         info=QUALITY_INFO,
         max_new_tokens=QUALITY["max_new_tokens"],
         latency_runs=QUALITY["latency_runs"],
+        max_wer_increase=QUALITY["max_wer_increase"],
     log:
         "logs/quality_report/{model}.log",
     benchmark:
@@ -179,6 +231,7 @@ rule sweep_point:
     params:
         method=QUALITY["method"],
         per_channel=QUALITY["per_channel"],
+        recipe=QUALITY["recipe"],
     wildcard_constraints:
         mix="all|transcribe",
         size=r"\d+",
@@ -206,6 +259,7 @@ rule quality_sweep_plot:
         info=QUALITY_INFO,
     log:
         "logs/quality_sweep/{model}.log",
+    localrule: True
     conda:
         "../../envs/quality.yaml"
     script:
@@ -215,9 +269,12 @@ rule quality_sweep_plot:
 rule quality:
     input:
         quality_files(),
+        lambda w: missing_files("calibration"),
+    localrule: True
 
 
 rule quality_sweep:
     input:
         layout.SWEEP.format(model=MODEL),
         layout.SWEEP_PLOT.format(model=MODEL),
+    localrule: True

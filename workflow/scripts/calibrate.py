@@ -1,16 +1,17 @@
 import os
 
-from whisper_mxq import calibration, logs, models
+from whisper_mxq import calibration, devices, logs
 
 logs.to_file(snakemake.log)
 cfg = snakemake.params.settings
-calibration.calibrate_group(
+calibration.calibrate_job(
     snakemake.input.model,
-    snakemake.params.samples,
-    list(snakemake.input.wavs),
+    snakemake.params.manifest,
+    snakemake.input.stamp,
     list(snakemake.output.features),
-    [os.path.dirname(p) for p in snakemake.output.tokens],
-    calibration.DecoderSettings(
+    [os.path.dirname(p) for p in snakemake.output.encoder_states],
+    snakemake.output.summary,
+    calibration.Settings(
         seed=snakemake.params.seed,
         translate_ratio=cfg["translate_ratio"],
         max_new_tokens=cfg["max_new_tokens"],
@@ -18,6 +19,6 @@ calibration.calibrate_group(
         normalize_text=cfg["normalize_text"],
         dtype=cfg["dtype"],
     ),
-    device=models.pick_device(cfg["device"]),
+    device=devices.pick(cfg["device"]),
     threads=snakemake.threads,
 )

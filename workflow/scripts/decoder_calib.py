@@ -1,14 +1,12 @@
-import os
-
-from whisper_mxq import calibration, logs, models, report
+from whisper_mxq import calibration, decoder_calibration, logs, models
 
 logs.to_file(snakemake.log)
 shapes = models.shapes(snakemake.input.model)
-calib = calibration.write_decoder_calib(
-    [os.path.dirname(p) for p in snakemake.input.tokens],
+calib = decoder_calibration.write_decoder_calib(
+    list(snakemake.input.summaries),
     snakemake.output.calib,
     snakemake.output.metadata,
     shapes.d_model,
     shapes.n_source,
 )
-report.write_calibration_report(list(snakemake.input.manifests), calib, snakemake.output.report)
+calibration.write_report(list(snakemake.input.manifests), calib, snakemake.output.report)

@@ -1,10 +1,12 @@
 from whisper_mxq import data, logs
 
 logs.to_file(snakemake.log)
-data.download(
-    data.Source(snakemake.params.source, snakemake.params.split),
-    snakemake.params.lang,
+p = snakemake.params
+data.download_job(
+    data.Source(p.source, p.split),
+    [data.Part(lang, count, data.next_row(before, lang) if before else 0) for lang, count, before in p.parts],
     list(snakemake.output.wavs),
     snakemake.output.manifest,
-    snakemake.params.max_skipped_fraction,
+    snakemake.output.stamp,
+    p.max_skipped_fraction,
 )

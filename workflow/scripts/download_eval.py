@@ -1,11 +1,13 @@
-from whisper_mxq import data, logs, quality
+from whisper_mxq import data, heldout, logs
 
 logs.to_file(snakemake.log)
-quality.download_eval(
-    data.Source(snakemake.params.source, snakemake.params.split),
-    snakemake.wildcards.lang,
+p = snakemake.params
+heldout.download_eval_job(
+    data.Source(p.source, p.split),
+    [data.Part(lang, count, data.next_row(before, lang) if before else 0) for lang, count, before in p.parts],
     list(snakemake.output.wavs),
     snakemake.output.manifest,
-    snakemake.input.calibration,
-    snakemake.params.max_skipped_fraction,
+    snakemake.output.stamp,
+    [tuple(pair) for pair in p.calibration],
+    p.max_skipped_fraction,
 )

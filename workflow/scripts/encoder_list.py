@@ -1,7 +1,10 @@
-from whisper_mxq import calibration, logs, models
+from whisper_mxq import calibration, encoder_calibration, logs, models
 
 logs.to_file(snakemake.log)
 shapes = models.shapes(snakemake.input.model)
-calibration.write_encoder_list(
-    list(snakemake.input.features), snakemake.output[0], shapes.n_mels, shapes.n_frames
+encoder_calibration.write_encoder_list(
+    calibration.job_samples(list(snakemake.input.summaries)),
+    snakemake.output[0],
+    shapes.n_mels,
+    shapes.n_frames,
 )

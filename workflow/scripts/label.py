@@ -1,12 +1,14 @@
-from whisper_mxq import labels, logs, models
+from whisper_mxq import devices, labels, logs
 
 logs.to_file(snakemake.log)
-labels.label_group(
+p = snakemake.params
+labels.label_job(
+    p.source,
     snakemake.input.model,
-    snakemake.wildcards.lang,
-    list(snakemake.input.wavs),
+    p.manifest,
+    snakemake.input.stamp,
     snakemake.output[0],
-    batch_size=snakemake.params.batch_size,
-    max_tokens=snakemake.params.max_tokens,
-    device=models.pick_device(snakemake.params.device),
+    batch_size_setting=p.batch_size,
+    max_tokens=p.max_tokens,
+    device=devices.pick(p.device),
 )

@@ -1,12 +1,15 @@
-from whisper_mxq import logs, onnx_int8
+from whisper_mxq import atomic, logs, onnx_int8
 
 logs.to_file(snakemake.log)
-used = onnx_int8.quantize_part(
+p = snakemake.params
+described = onnx_int8.quantize_part(
     snakemake.wildcards.part,
     snakemake.input.onnx,
     snakemake.input.calib,
-    snakemake.output[0],
-    snakemake.params.method,
-    snakemake.params.per_channel,
+    snakemake.output.model,
+    p.method,
+    p.per_channel,
+    p.recipe,
 )
-print(f"quantized with {used} calibration samples ({snakemake.params.method})")
+atomic.write_json(snakemake.output.precision, described)
+print(f"quantized with {described['calibration_samples']} calibration samples ({p.recipe}, {p.method})")

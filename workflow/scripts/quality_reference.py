@@ -1,9 +1,9 @@
-from whisper_mxq import logs, quality
+from whisper_mxq import logs, report
 
 logs.to_file(snakemake.log)
-quality.write_reference(
+report.write_reference(
     snakemake.input.model,
     list(snakemake.input.manifests),
     snakemake.output[0],
-    quality.Settings(max_new_tokens=snakemake.params.max_new_tokens, threads=snakemake.threads),
+    report.Settings(max_new_tokens=snakemake.params.max_new_tokens, threads=snakemake.threads),
 )

@@ -1,16 +1,17 @@
-from whisper_mxq import logs, quality
+from whisper_mxq import layout, logs, report
 
 logs.to_file(snakemake.log)
-p = snakemake.params
-report = quality.evaluate(
-    snakemake.input.model,
-    list(snakemake.input.manifests),
-    snakemake.input.reference,
-    snakemake.input.encoder,
-    snakemake.input.int8_encoder,
-    snakemake.input.int8_decoder,
-    quality.Settings(p.max_new_tokens, p.latency_runs, snakemake.threads),
-    quality.settings_info(p.info, *snakemake.input.calib),
+i, p = snakemake.input, snakemake.params
+result = report.evaluate(
+    i.model,
+    list(i.manifests),
+    i.reference,
+    list(i.labels),
+    i.encoder,
+    i.int8_encoder,
+    i.int8_decoder,
+    report.Settings(p.max_new_tokens, p.latency_runs, snakemake.threads, p.max_wer_increase),
+    report.settings_info(p.info, *i.calib, dict(zip(layout.PARTS, i.precision))),
 )
 out = snakemake.output
-quality.write_report(report, out.json, [out.wer, out.agreement, out.latency])
+report.write_report(result, out.json, [out.wer, out.agreement, out.latency])

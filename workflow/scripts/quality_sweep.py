@@ -1,7 +1,7 @@
-from whisper_mxq import atomic, logs, quality
+from whisper_mxq import atomic, logs, sweep
 
 logs.to_file(snakemake.log)
-quality.write_sweep(
+sweep.write_sweep(
     [atomic.read_json(p) for p in snakemake.input],
     snakemake.output.json,
     snakemake.output.plot,

@@ -1,4 +1,7 @@
 from whisper_mxq import logs, models
 
 logs.to_file(snakemake.log)
-models.snapshot_label_model(snakemake.params.source, snakemake.output[0])
+if snakemake.params.openai_whisper:
+    models.snapshot_label_model(snakemake.params.source, snakemake.output[0])
+else:
+    models.snapshot_model(snakemake.params.source, snakemake.output[0])

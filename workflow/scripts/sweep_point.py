@@ -1,18 +1,18 @@
 import os
 import tempfile
 
-from whisper_mxq import atomic, logs, quality
+from whisper_mxq import atomic, logs, sweep
 
 logs.to_file(snakemake.log)
-i, w = snakemake.input, snakemake.wildcards
+i, w, p = snakemake.input, snakemake.wildcards, snakemake.params
 out = snakemake.output[0]
 os.makedirs(os.path.dirname(out), exist_ok=True)
 with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".sweep.") as work:
-    point = quality.sweep_point(
+    point = sweep.sweep_point(
         i.model, list(i.manifests), i.reference,
         {"encoder": i.encoder, "decoder": i.decoder},
         {"encoder": i.calib_encoder, "decoder": i.calib_decoder},
-        int(w.size), w.mix, snakemake.params.method, snakemake.params.per_channel,
+        int(w.size), w.mix, p.method, p.per_channel, p.recipe,
         work, snakemake.threads,
     )
 atomic.write_json(out, point)

@@ -1,95 +1,217 @@
-"""Step 1b: reference labels with openai-whisper (large-v3 by default).
+"""Step 1b: reference labels, a transcription and an English translation of every clip.
 
-Each clip is transcribed in its source language and translated to English. Clips are
-decoded in batches (`whisper.decode` takes a batch of log-mel segments), where the
-tutorial ran `model.transcribe` one file at a time. Greedy decoding at temperature 0;
-clips are at most 30 s, so one window covers each.
+The tutorial's label model is openai-whisper's large-v3 (`labels.model`: an
+openai-whisper name or `.pt` checkpoint); a Hugging Face Whisper (a Hub id or a
+`save_pretrained` folder, for example the model being compiled) serves as well. Either
+way one label job decodes its clips in batches, greedy at temperature 0, without
+timestamps; clips are at most 30 s, so one window covers each. A batch is encoded once
+and decoded twice (transcribe, translate).
+
+On a GPU the openai-whisper model is built on the device in half precision and its
+checkpoint loaded straight into it: `whisper.load_model` builds the fp32 model on the
+CPU, initialises it at random, then loads the weights (~17 s for large-v3), and keeps
+fp32 weights that every fp16 layer call casts again. The decoding itself is
+openai-whisper's own `whisper.decode`, so the texts are the ones its one-clip loop gives.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Callable
 
-from . import atomic, audio
+from . import atomic, data
 from .languages import whisper_code
 
+log = logging.getLogger(__name__)
 
-def _mel_batch(model, wav_paths: list[str]):
+OPENAI_WHISPER = "openai-whisper"
+TRANSFORMERS = "transformers"
+# Per row of a decode batch, beyond the weights: cross-attention keys and values for the
+# 1500 audio positions in every decoder layer, the audio features, and the encoder's
+# activations while it runs. A row of large-v3 in fp16 measured ~0.25 GiB.
+_BATCH_HEADROOM = 0.8  # of the free GPU memory
+MAX_GPU_BATCH, CPU_BATCH = 256, 8
+
+
+def model_format(value: str) -> str:
+    """`labels.model`: an openai-whisper checkpoint (`.pt`, or one of its model names,
+    which have no `/`), else a Hugging Face Whisper (a Hub id `org/name` or a folder)."""
+    if value.endswith(".pt") or ("/" not in value and not os.path.isdir(value)):
+        return OPENAI_WHISPER
+    return TRANSFORMERS
+
+
+# --- openai-whisper ------------------------------------------------------------------
+def load_openai_whisper(path: str, device: str):
+    """An openai-whisper checkpoint on `device`: fp16 weights on a GPU (layer norms stay
+    fp32, as openai-whisper computes them in fp32), built there directly."""
     import torch
-    import whisper
+    from whisper.model import ModelDimensions, Whisper
 
-    mels = [
-        whisper.log_mel_spectrogram(
-            whisper.pad_or_trim(torch.from_numpy(audio.load(p))), n_mels=model.dims.n_mels
-        )
-        for p in wav_paths
-    ]
-    return torch.stack(mels).to(model.device)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    dims = ModelDimensions(**checkpoint["dims"])
+    with torch.device(device):
+        model = Whisper(dims)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    if str(device).startswith("cuda"):
+        model.half()
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.float()
+    return model.eval()
 
 
-def _decode(model, mels, language: str, task: str, max_tokens: int) -> list[str]:
+def _openai_decoder(model) -> Callable[[list, str, str, int], list[str]]:
+    import torch
     import whisper
     from whisper.tokenizer import get_tokenizer
 
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
-    options = whisper.DecodingOptions(
-        language=language,
-        task=task,
-        without_timestamps=True,
-        fp16=model.device.type == "cuda",
-        sample_len=max_tokens,
-        # -1: openai-whisper's usual non-speech set. <|notimestamps|> is prompt-only when
-        # timestamps are off; a weak model that emits it would leak it into the text.
-        suppress_tokens=[-1, tokenizer.no_timestamps],
-    )
-    return [r.text.strip() for r in whisper.decode(model, mels, options)]
+    fp16 = model.device.type == "cuda"
+
+    def encode(mels):
+        with torch.no_grad():
+            return model.encoder(mels.to(model.device, torch.float16 if fp16 else torch.float32))
+
+    def decode(features, language: str, task: str, max_tokens: int) -> list[str]:
+        options = whisper.DecodingOptions(
+            language=language,
+            task=task,
+            without_timestamps=True,
+            fp16=fp16,
+            sample_len=max_tokens,
+            # -1: openai-whisper's usual non-speech set. <|notimestamps|> is prompt-only
+            # without timestamps; a weak model that emits it would leak it into the text.
+            suppress_tokens=[-1, tokenizer.no_timestamps],
+        )
+        return [r.text.strip() for r in whisper.decode(model, features, options)]
+
+    return encode, decode
 
 
-def label_group(
+def _openai_mels(model, clips: list) -> "object":
+    import torch
+    import whisper
+
+    return torch.stack([
+        whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(c)), n_mels=model.dims.n_mels)
+        for c in clips
+    ])
+
+
+# --- Hugging Face Whisper ------------------------------------------------------------
+def _transformers_labeler(snapshot: str, device: str):
+    import torch
+
+    from . import models
+
+    model = models.load_model(snapshot, device)
+    if model.device.type == "cuda":
+        model = model.half()
+    processor = models.load_processor(snapshot)
+    multilingual = models.is_multilingual(snapshot)
+
+    def mels(_, clips: list):
+        feats = processor.feature_extractor(clips, sampling_rate=16_000, return_tensors="pt").input_features
+        return feats.to(model.device, model.dtype)
+
+    def encode(features):
+        with torch.no_grad():
+            return model.get_encoder()(features).last_hidden_state
+
+    def decode(states, language: str, task: str, max_tokens: int) -> list[str]:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        kwargs = {"language": language, "task": task} if multilingual else {}
+        with torch.no_grad():
+            ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states),
+                                 max_new_tokens=max_tokens, return_timestamps=False, **kwargs)
+        return [t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    return model, multilingual, mels, encode, decode
+
+
+def batch_size(setting: int | str, device: str, per_row_bytes: int) -> int:
+    """`auto`: as many rows as fit the free GPU memory (a share of it, see above), or
+    CPU_BATCH on a CPU."""
+    if setting != "auto":
+        return int(setting)
+    if not str(device).startswith("cuda"):
+        return CPU_BATCH
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, min(MAX_GPU_BATCH, int(free * _BATCH_HEADROOM // per_row_bytes)))
+
+
+def _row_bytes(n_audio_ctx: int, d_model: int, n_layers: int, bytes_per_value: int) -> int:
+    """Cross-attention keys/values of every layer plus the encoder's widest activation
+    (4 d_model per position), per row."""
+    return n_audio_ctx * d_model * bytes_per_value * (2 * n_layers + 8)
+
+
+def label_job(
+    model_source: str,
     model_path: str,
-    lang: str,
-    wav_paths: list[str],
+    manifest_path: str,
+    stamp_path: str,
     out_json: str,
     *,
-    batch_size: int = 16,
+    batch_size_setting: int | str = "auto",
     max_tokens: int = 224,
     device: str = "cpu",
 ) -> dict:
-    """Transcribe and translate one group of clips of one language -> `out_json`."""
-    import whisper
-
-    model = whisper.load_model(model_path, device=device)
-    language = whisper_code(lang)
-    if not model.is_multilingual and language != "en":
-        raise ValueError(
-            f"config key 'labels.model': {model_path} is English-only and cannot label {lang!r}"
-        )
+    """Transcribe and translate every clip of one download job -> `out_json`:
+    {file: {language, transcription, translation}}, in the job's order."""
+    manifest = data.read_manifest(stamp_path, manifest_path)
+    samples = data.manifest_samples(manifest)
+    load_clip = data.clip_checker(manifest)
+    if model_format(model_source) == OPENAI_WHISPER:
+        model = load_openai_whisper(model_path, device)
+        multilingual = model.is_multilingual
+        encode, decode = _openai_decoder(model)
+        mels = _openai_mels
+        dims = model.dims
+        per_row = _row_bytes(dims.n_audio_ctx, dims.n_text_state, dims.n_text_layer, 2)
+    else:
+        model, multilingual, mels, encode, decode = _transformers_labeler(model_path, device)
+        cfg = model.config
+        per_row = _row_bytes(cfg.max_source_positions, cfg.d_model, cfg.decoder_layers, 2)
+    rows = batch_size(batch_size_setting, device, per_row)
+    log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
     labels: dict[str, dict] = {}
-    for start in range(0, len(wav_paths), batch_size):
-        batch = wav_paths[start : start + batch_size]
-        mels = _mel_batch(model, batch)
-        texts = _decode(model, mels, language, "transcribe", max_tokens)
-        # An English-only model has no translate task; English audio is its own translation.
-        if model.is_multilingual:
-            translations = _decode(model, mels, language, "translate", max_tokens)
-        else:
-            translations = texts
-        for path, text, translation in zip(batch, texts, translations):
-            labels[os.path.basename(path)] = {"transcription": text, "translation": translation}
-    atomic.write_json(out_json, {"language": lang, "labels": labels})
-    return labels
+    # One language per batch: the prompt carries it.
+    by_language: dict[str, list[dict]] = {}
+    for s in samples:
+        by_language.setdefault(s["language"], []).append(s)
+    for lang, group in by_language.items():
+        language = whisper_code(lang)
+        if not multilingual and language != "en":
+            raise ValueError(
+                f"config key 'labels.model': {model_source} is English-only and cannot label {lang!r}"
+            )
+        for start in range(0, len(group), rows):
+            batch = group[start : start + rows]
+            clips = [load_clip(s["wav"]) for s in batch]
+            features = encode(mels(model, clips))
+            texts = decode(features, language, "transcribe", max_tokens)
+            # An English-only model has no translate task; English audio is its own translation.
+            translations = decode(features, language, "translate", max_tokens) if multilingual else texts
+            for s, text, translation in zip(batch, texts, translations, strict=True):
+                labels[s["file"]] = {"language": lang, "transcription": text, "translation": translation}
+    ordered = {s["file"]: labels[s["file"]] for s in samples}
+    atomic.write_json(out_json, {"labels": ordered})
+    return ordered
 
 
-def merge_labels(
-    group_jsons: list[str], transcriptions_path: str, translations_path: str
-) -> None:
-    """Group outputs -> the tutorial's transcriptions.json and translations.json."""
+def merge_labels(job_jsons: list[str], transcriptions_path: str, translations_path: str) -> None:
+    """Label jobs' outputs -> the tutorial's transcriptions.json and translations.json."""
     transcriptions: dict[str, str] = {}
     translations: dict[str, dict] = {}
-    for path in group_jsons:
-        group = atomic.read_json(path)
-        lang = group["language"]
-        for file, label in group["labels"].items():
+    for path in job_jsons:
+        for file, label in atomic.read_json(path)["labels"].items():
+            lang = label["language"]
             transcriptions[file] = label["transcription"]
             translations[file] = {
                 "source_language_fleurs": lang,

@@ -26,8 +26,14 @@ def sample_lang(sample: str) -> str:
 
 # --- step 1: data ------------------------------------------------------------
 AUDIO = "data/audio_files/{sample}.wav"
-MANIFEST = "data/manifests/{lang}.json"  # FLEURS ids, texts, durations, skips
-LABELS = "data/labels/{lang}_{group}.json"  # one label job's output
+# One download job's clips: FLEURS ids, texts, durations, checksums, skipped clips.
+MANIFEST = "data/manifests/{job}.json"
+# A few bytes that stand for the job's clips and manifest (the manifest's checksum and
+# where each language's source rows stop). Jobs that read the clips declare this as
+# their input: Snakemake checksums every input for every output when a job ends, so
+# naming each clip would make that bookkeeping quadratic in the samples.
+DOWNLOAD_STAMP = "data/manifests/{job}.stamp.json"
+LABELS = "data/labels/{job}.json"  # one label job's output
 TRANSCRIPTIONS = "data/transcriptions.json"
 TRANSLATIONS = "data/translations.json"
 
@@ -37,10 +43,11 @@ ENCODER_LIST = "calibration/encoder/whisper_encoder_cali.txt"
 DECODER_SAMPLE_DIR = "calibration/decoder/sample_{sample}"
 ENCODER_STATES_FILE = "encoder_hidden_states.npy"
 DECODER_STATES_FILE = "decoder_hidden_states.npy"
-TOKENS_FILE = "tokens.json"  # ours: task, ids, text
 DECODER_ENCODER_STATES = f"{DECODER_SAMPLE_DIR}/{ENCODER_STATES_FILE}"
 DECODER_DECODER_STATES = f"{DECODER_SAMPLE_DIR}/{DECODER_STATES_FILE}"
-DECODER_TOKENS = f"{DECODER_SAMPLE_DIR}/{TOKENS_FILE}"
+# Ours: one calibrate job's samples with their task, token ids and text, in list order.
+# The aggregate steps read these instead of thousands of per-sample files.
+CALIBRATION_JOB = "calibration/jobs/{job}.json"
 DECODER_JSON = "calibration/decoder/whisper_decoder_calib.json"
 DECODER_METADATA = "calibration/decoder/whisper_decoder_calib_metadata.json"
 CALIBRATION_REPORT = "calibration/report.json"
@@ -79,7 +86,7 @@ def inside_workdir(path: str, key: str) -> str:
 
 
 # --- step 4: bundle ----------------------------------------------------------
-# The folder Mobilint's runtime loads (FACTS.md §6). Inside it the .mxq files keep
+# The folder Mobilint's runtime loads. Inside it the .mxq files keep
 # their compiled/ names, which config.json records; the other names are transformers'.
 BUNDLE = "bundle/{model}-mxq"
 BUNDLE_CONFIG = "config.json"
@@ -89,8 +96,11 @@ BUNDLE_EMBEDDINGS = "model.safetensors"
 # --- quality: ONNX Runtime INT8 backend and report ---------------------------
 ONNX = "compiled/{model}_{part}.onnx"  # float32 export, NPU-shaped inputs
 ONNX_INT8 = "compiled/{model}_{part}.int8.onnx"
+ONNX_INT8_PRECISION = "compiled/{model}_{part}.int8.json"  # which node got which precision
 EVAL_AUDIO = "data/eval_audio/{sample}.wav"  # held out: never in the calibration set
-EVAL_MANIFEST = "data/eval_manifests/{lang}.json"
+EVAL_MANIFEST = "data/eval_manifests/{job}.json"
+EVAL_STAMP = "data/eval_manifests/{job}.stamp.json"
+EVAL_LABELS = "data/eval_labels/{job}.json"  # the label model's translations: BLEU references
 QUALITY_REFERENCE = "reports/quality/{model}_fp32.json"  # FP32 greedy tokens, computed once
 QUALITY = "reports/{model}_quality.json"
 QUALITY_PLOTS = {

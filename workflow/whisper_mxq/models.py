@@ -98,15 +98,6 @@ def snapshot_label_model(name_or_path: str, out_path: str) -> None:
         os.replace(staged, final)
 
 
-def pick_device(requested: str) -> str:
-    """`auto` -> cuda when available; an explicit choice is honoured as given."""
-    if requested == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
 @dataclass(frozen=True)
 class Shapes:
     """Calibration shapes of a model, all read from its config."""
@@ -132,3 +123,29 @@ def shapes(snapshot: str) -> Shapes:
         n_source=cfg["max_source_positions"],
         d_model=cfg["d_model"],
     )
+
+
+# openai-whisper's rule, which transformers' checkpoints follow: a multilingual vocabulary
+# has 51865 ids or more (large-v3: 51866), an English-only one 51864.
+MULTILINGUAL_VOCAB = 51865
+
+
+def is_multilingual(folder: str) -> bool:
+    """Whether a saved Whisper decodes with language and task tokens, from its own
+    config files (never its folder's name): the generation config's `is_multilingual`,
+    which `generate` reads, checked against the vocabulary size; a checkpoint saved
+    without the flag is judged by the vocabulary alone."""
+    cfg = atomic.read_json(os.path.join(folder, "config.json"))
+    vocab = cfg.get("vocab_size")
+    if not isinstance(vocab, int):
+        raise ValueError(f"{folder}/config.json: no integer vocab_size; is this a Whisper checkpoint?")
+    generation = os.path.join(folder, "generation_config.json")
+    flag = atomic.read_json(generation).get("is_multilingual") if os.path.exists(generation) else None
+    by_vocab = vocab >= MULTILINGUAL_VOCAB
+    if flag is not None and bool(flag) != by_vocab:
+        raise ValueError(
+            f"{generation}: is_multilingual is {flag} but the vocabulary has {vocab} ids "
+            f"({'multilingual' if by_vocab else 'English-only'} Whisper vocabularies have "
+            f"{'>=' if by_vocab else '<'} {MULTILINGUAL_VOCAB})"
+        )
+    return by_vocab

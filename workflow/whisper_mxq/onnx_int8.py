@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import atomic, layout
+from .models import load_model
 
 ENCODER_INPUT = "input_features"
 ENCODER_OUTPUT = "last_hidden_state"
@@ -123,8 +124,6 @@ def export_decoder(model, path: str) -> None:
 
 
 def export(snapshot: str, part: str, path: str) -> None:
-    from .models import load_model
-
     model = load_model(snapshot)
     (export_encoder if part == "encoder" else export_decoder)(model, path)
 
@@ -244,20 +243,24 @@ def _calibration_options(method: str) -> dict:
     return {} if method == "minmax" else {"CalibStridedMinMax": 1}
 
 
+RECIPES = ("naive", "default")
+
+
 def quantize(
     fp32_path: str,
     out_path: str,
     data: _Reader,
     method: str = "minmax",
     per_channel: bool = False,
-) -> None:
-    """Static INT8 (QDQ, signed weights and activations) from the calibration feeds."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
-    if method not in methods:
+    recipe: str = "naive",
+) -> dict:
+    """Static INT8 (QDQ) from the calibration feeds, by `recipe`; returns which nodes got
+    which precision. `naive`: every Conv/MatMul/Gemm in signed int8, per-tensor scales.
+    `default`: the recipe of int8_recipe, which a trained model survives."""
+    if method not in METHODS:
         raise ValueError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
+    if recipe not in RECIPES:
+        raise ValueError(f"config key 'quality.recipe': {recipe!r} is not one of {', '.join(RECIPES)}")
     data.rewind()
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_path))) as tmp:
         staged = os.path.join(tmp, "model.int8.onnx")
@@ -265,16 +268,35 @@ def quantize(
         # link keeps concurrent jobs on the same FP32 model from deleting each other's.
         source = os.path.join(tmp, "model.onnx")
         os.symlink(os.path.abspath(fp32_path), source)
-        quantize_static(
-            source, staged, _as_ort_reader(data),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8, per_channel=per_channel,
-            calibrate_method=methods[method],
-            extra_options=_calibration_options(method),
-        )
+        if recipe == "naive":
+            described = _quantize_naive(source, staged, data, method, bool(per_channel))
+        else:
+            from . import int8_recipe
+
+            described = int8_recipe.quantize(source, staged, _as_ort_reader(data), recipe=recipe,
+                                             method=method, per_channel=per_channel)
         with atomic.atomic_path(out_path) as final_tmp:
             os.replace(staged, final_tmp)
+    return described
+
+
+def _quantize_naive(source: str, staged: str, data: _Reader, method: str, per_channel: bool) -> dict:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    quantize_static(
+        source, staged, _as_ort_reader(data),
+        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8, per_channel=per_channel,
+        calibrate_method=methods[method],
+        extra_options=_calibration_options(method),
+    )
+    graph = onnx.load(source, load_external_data=False).graph
+    return {"recipe": "naive", "method": method, "per_channel": per_channel,
+            "nodes": {n.name: "int8" for n in graph.node if n.op_type in OP_TYPES}}
 
 
 # --- inference ------------------------------------------------------------------------
@@ -299,9 +321,10 @@ def run_decoder(sess, hidden: np.ndarray, states: np.ndarray) -> np.ndarray:
 
 def quantize_part(
     part: str, fp32_path: str, calib_path: str, out_path: str, method: str,
-    per_channel: bool = False, samples: Iterable[str] | None = None,
-) -> int:
-    """Quantize one part from its calibration file; returns the number of samples used."""
+    per_channel: bool = False, recipe: str = "naive", samples: Iterable[str] | None = None,
+) -> dict:
+    """Quantize one part from its calibration file; returns the precision description
+    with the number of calibration samples used."""
     data = reader(part, calib_path, None if samples is None else set(samples))
-    quantize(fp32_path, out_path, data, method, per_channel)
-    return data.count
+    described = quantize(fp32_path, out_path, data, method, per_channel, recipe)
+    return {**described, "part": part, "calibration_samples": data.count}
