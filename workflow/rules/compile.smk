@@ -1,5 +1,38 @@
 # Step 3: qbcompiler. The .mblt needs only the model, so it is parsed while
 # calibration still runs; the .mxq waits for the calibration file.
+import json
+
+from whisper_mxq import compile as qbcompile
+from whisper_mxq import compile_recipes
+
+
+def compile_plans():
+    """Recipe, board, schemes and config objects of both parts, checked now, before any
+    job: REGULUS's limits always, the config objects against qbcompiler where it is
+    importable here (with --sdm conda it lives in the job's env, which checks them)."""
+    try:
+        plans = compile_recipes.plans(config["compile"])
+        positions = model_positions()
+        if positions is not None:
+            compile_recipes.check_positions(plans["decoder"], positions, "max_target_positions")
+        if workflow.is_main_process and not workflow.deployment_settings.deployment_method:
+            qbcompile.validate_installed(plans)
+    except compile_recipes.ConfigError as e:
+        raise WorkflowError(str(e))
+    return plans
+
+
+def model_positions():
+    """The decoder's positions from the model's config.json, where it is on disk yet."""
+    for folder in (SNAPSHOT, config["model"]):
+        path = os.path.join(folder, "config.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f).get("max_target_positions")
+    return None
+
+
+COMPILE_PLANS = compile_plans()
 
 
 rule mblt:
@@ -7,6 +40,9 @@ rule mblt:
         SNAPSHOT,
     output:
         layout.MBLT,
+    params:
+        # each board gets its own parse; the recipe picks the 1.3 decoder's part options
+        compile=lambda w: {k: config["compile"][k] for k in ("target_device", "recipe")},
     log:
         "logs/mblt/{model}_{part}.log",
     benchmark:
@@ -30,9 +66,7 @@ rule mxq:
         layout.MXQ,
     params:
         device=device("compile"),
-        scheme=lambda w: config["compile"][w.part]["inference_scheme"],
-        llm=lambda w: w.part == "decoder"
-        and config["compile"]["decoder"]["full_seq_length_calibration"],
+        compile=config["compile"],
     log:
         "logs/mxq/{model}_{part}.log",
     benchmark:

@@ -6,7 +6,6 @@ compile.compile_mxq(
     snakemake.input.calib,
     snakemake.wildcards.part,
     snakemake.output[0],
+    compile_cfg=snakemake.params.compile,
     device=snakemake.params.device,
-    inference_scheme=snakemake.params.scheme,
-    llm=snakemake.params.llm,
 )

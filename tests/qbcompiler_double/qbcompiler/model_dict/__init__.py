@@ -1,0 +1,1 @@
+"""Part of the qbcompiler test double: the import path of load_for_part."""
