@@ -283,6 +283,22 @@ def test_labels_batch_equals_one_at_a_time(work, tmp_path):
     assert runs[len(SAMPLES)] == runs[1]
     assert list(runs[1]) == [Path(w).name for w in wavs]
     assert {v["language"] for v in runs[1].values()} == set(LANGS)
+    # openai-whisper's own one-clip decode, the language given in its options
+    import torch
+    import whisper
+
+    from whisper_mxq import audio
+    from whisper_mxq.languages import whisper_code
+
+    model = whisper.load_model(str(work / "tiny.pt"), device="cpu")
+    no_timestamps = whisper.tokenizer.get_tokenizer(True).no_timestamps
+    for wav in wavs:
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio.load(wav))))
+        lang = whisper_code(layout.sample_lang(Path(wav).stem))
+        for task, key in (("transcribe", "transcription"), ("translate", "translation")):
+            options = whisper.DecodingOptions(language=lang, task=task, without_timestamps=True, fp16=False,
+                                              sample_len=8, suppress_tokens=[-1, no_timestamps])
+            assert whisper.decode(model, mel, options).text.strip() == runs[len(SAMPLES)][Path(wav).name][key]
 
 
 def test_labels_from_a_transformers_model_batch_equals_one_at_a_time(work, tmp_path):

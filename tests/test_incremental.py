@@ -33,6 +33,8 @@ def test_a_deleted_calibration_file_rebuilds_its_job_and_the_lists_only(demo_run
     env = offline_env(QBCOMPILER_DOUBLE_LOG=str(tmp_path / "calls.jsonl"))
     dry = snakemake(work, "-n", "-j2", "--configfile", str(OFFLINE), env=env)
     assert "Nothing to be done" in dry.stdout + dry.stderr  # an untouched copy
+    # The lists name the files of the run copied; lists of this copy's own paths first.
+    snakemake(work, "-j2", "--forcerun", "encoder_list", "decoder_calib", "--configfile", str(OFFLINE), env=env)
 
     gone = work / "calibration/decoder/sample_de_de_0001/encoder_hidden_states.npy"
     gone.unlink()

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from conftest import offline_env, snakemake
 
-from whisper_mxq import calibration, demo, labels
+from calib_helpers import calibrate_decoder, manifest_for
+from whisper_mxq import calibration, demo, labels, models
 
 pytestmark = pytest.mark.slow
 
@@ -144,36 +145,53 @@ def test_prompt_tokens_follow_model_kind(run):
 # --- English-only refusals and fallbacks, no workflow run ------------------------------
 
 
-def test_english_only_hub_model_with_other_languages_fails_before_any_job(tmp_path):
+def test_english_only_is_read_from_the_model_config_not_the_folder_name(tmp_path):
+    """A local English-only model (its config says so, whatever its folder is called)
+    with other languages fails before any job; a multilingual model in a folder named
+    `.en` is accepted."""
+    english = tmp_path / "toy"
+    demo.build_tiny_model(english, d_model=32, english_only=True)
+    multilingual = tmp_path / "whisper-x.en"
+    demo.build_tiny_model(multilingual, d_model=32)
+    env = offline_env(double=False)
     cfg = tmp_path / "en.yaml"
-    cfg.write_text("model: openai/whisper-small.en\nlanguages: [en_us, de_de]\n")
-    proc = snakemake(tmp_path, "-n", "-j1", "--configfile", str(cfg), env=offline_env(double=False), check=False)
-    assert proc.returncode != 0
-    assert "English-only" in proc.stdout + proc.stderr and "languages" in proc.stdout + proc.stderr
-    ok = tmp_path / "en_ok.yaml"
-    ok.write_text("model: openai/whisper-small.en\nlanguages: [en_us]\n")
-    snakemake(tmp_path, "calibration", "-n", "-j1", "--configfile", str(ok), env=offline_env(double=False))
+    cfg.write_text(f"model: {english}\nlanguages: [en_us, de_de]\n")
+    proc = snakemake(tmp_path / "w1", "-n", "-j1", "--configfile", str(cfg), env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "English-only" in out and "'languages'" in out
+    assert not (tmp_path / "w1" / "data").exists()
+    for model, langs in ((english, "[en_us]"), (multilingual, "[en_us, de_de]")):
+        cfg.write_text(f"model: {model}\nlanguages: {langs}\n")
+        snakemake(tmp_path / "w2", "calibration", "-n", "-j1", "--configfile", str(cfg), env=env)
 
 
 def test_english_only_local_model_refuses_other_languages(tmp_path):
-    model_dir = tmp_path / "toy"  # not named .en: only the model itself says so
+    model_dir = tmp_path / "toy"
     demo.build_tiny_model(model_dir, d_model=32, english_only=True)
     with pytest.raises(ValueError, match=r"English-only.*de_de"):
-        calibration.calibrate_decoder(
-            str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")], calibration.DecoderSettings()
-        )
+        calibrate_decoder(str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")],
+                          calibration.Settings())
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
     "flag, vocab, expected",
-    [(True, 51864, True), (False, 51865, False), (None, 51865, True), (None, 51866, True), (None, 51864, False)],
+    [(True, 51865, True), (False, 51864, False), (None, 51865, True), (None, 51866, True), (None, 51864, False)],
 )
-def test_multilingual_flag_falls_back_to_vocabulary(flag, vocab, expected):
+def test_multilingual_follows_generation_config_and_vocabulary(tmp_path, flag, vocab, expected):
     """A checkpoint saved without `is_multilingual` must not lose its language tokens."""
-    generation = SimpleNamespace() if flag is None else SimpleNamespace(is_multilingual=flag)
-    model = SimpleNamespace(generation_config=generation, config=SimpleNamespace(vocab_size=vocab))
-    assert calibration.is_multilingual(model) is expected
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": vocab}))
+    if flag is not None:
+        (tmp_path / "generation_config.json").write_text(json.dumps({"is_multilingual": flag}))
+    assert models.is_multilingual(str(tmp_path)) is expected
+
+
+@pytest.mark.parametrize("flag, vocab", [(True, 51864), (False, 51865)])
+def test_multilingual_flag_contradicting_the_vocabulary_is_refused(tmp_path, flag, vocab):
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": vocab}))
+    (tmp_path / "generation_config.json").write_text(json.dumps({"is_multilingual": flag}))
+    with pytest.raises(ValueError, match="is_multilingual"):
+        models.is_multilingual(str(tmp_path))
 
 
 def test_english_only_label_model_transcribes_english_and_refuses_others(tmp_path):
@@ -189,12 +207,14 @@ def test_english_only_label_model_transcribes_english_and_refuses_others(tmp_pat
     torch.manual_seed(0)
     model = Whisper(dims)
     torch.nn.init.normal_(model.decoder.positional_embedding, std=0.01)
-    checkpoint = tmp_path / "tiny.en.pt"
+    checkpoint = str(tmp_path / "tiny.en.pt")
     torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, checkpoint)
-    wav = tmp_path / "en_us_0000.wav"
-    sf.write(wav, (0.1 * np.sin(np.arange(16000) * 0.05)).astype(np.float32), 16000)
-
-    out = labels.label_group(str(checkpoint), "en_us", [str(wav)], str(tmp_path / "en.json"), max_tokens=4)
+    tone = (0.1 * np.sin(np.arange(16000) * 0.05)).astype(np.float32)
+    for name in ("en_us_0000.wav", "de_de_0000.wav"):
+        sf.write(tmp_path / name, tone, 16000)
+    manifest, stamp = manifest_for([str(tmp_path / "en_us_0000.wav")], tmp_path, "000")
+    out = labels.label_job(checkpoint, checkpoint, manifest, stamp, str(tmp_path / "en.json"), max_tokens=4)
     assert out["en_us_0000.wav"]["translation"] == out["en_us_0000.wav"]["transcription"]
+    manifest, stamp = manifest_for([str(tmp_path / "de_de_0000.wav")], tmp_path, "001")
     with pytest.raises(ValueError, match="English-only"):
-        labels.label_group(str(checkpoint), "de_de", [str(wav)], str(tmp_path / "de.json"), max_tokens=4)
+        labels.label_job(checkpoint, checkpoint, manifest, stamp, str(tmp_path / "de.json"), max_tokens=4)

@@ -31,13 +31,22 @@ def model(demo_run):
 
 
 def test_audio_files_are_16k_mono_with_manifests(demo_run):
-    for lang in LANGS:
-        manifest = json.loads((demo_run / f"data/manifests/{lang}.json").read_text())
-        assert [s["file"] for s in manifest["samples"]] == [f"{lang}_{i:04d}.wav" for i in range(N)]
-        for i in range(N):
-            info = sf.info(demo_run / f"data/audio_files/{lang}_{i:04d}.wav")
-            assert (info.samplerate, info.channels) == (16000, 1)
-            assert 0.5 < info.duration <= 30
+    """Every clip once, in list order, across the download jobs' manifests; each job
+    continues its language at the source row where the one before stopped."""
+    from whisper_mxq import data
+
+    manifests = sorted((demo_run / "data/manifests").glob("[0-9][0-9][0-9].json"))
+    clips = [s for m in manifests for s in data.manifest_samples(json.loads(m.read_text()))]
+    assert [s["file"] for s in clips] == [f"{s}.wav" for s in SAMPLES]
+    rows: dict[str, int] = {}
+    for m in manifests:
+        for lang, part in json.loads(m.read_text())["languages"].items():
+            assert part["first_row"] == rows.get(lang, 0)
+            rows[lang] = part["next_row"]
+    for clip in clips:
+        info = sf.info(demo_run / clip["wav"])
+        assert (info.samplerate, info.channels) == (16000, 1)
+        assert 0.5 < info.duration <= 30
 
 
 def test_labels_cover_every_clip(demo_run):

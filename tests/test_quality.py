@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import OFFLINE, copy_run, snakemake
 
-from whisper_mxq import atomic, onnx_int8, quality
+from whisper_mxq import atomic, heldout, inference, metrics, onnx_int8, report, sweep
 
 CFG = yaml.safe_load(OFFLINE.read_text())
 LANGS = CFG["languages"]
@@ -20,22 +20,31 @@ MODEL = "whisper-tiny-random"
 # --- units ------------------------------------------------------------------------------
 def test_sqnr_and_cosine():
     x = np.ones(100, dtype=np.float32)
-    assert quality.sqnr_db(x, x * 1.1) == pytest.approx(20.0)  # noise 1/10 of signal
-    assert quality.sqnr_db(x, x) == float("inf")
-    assert quality.cosine(x, 3 * x) == pytest.approx(1.0)
-    assert quality.cosine(x, -x) == pytest.approx(-1.0)
+    assert metrics.sqnr_db(x, x * 1.1) == pytest.approx(20.0)  # noise 1/10 of signal
+    assert metrics.sqnr_db(x, x) is None  # infinite: JSON has no such number
+    assert metrics.cosine(x, 3 * x) == pytest.approx(1.0)
+    assert metrics.cosine(x, -x) == pytest.approx(-1.0)
 
 
-def test_greedy_stops_at_end_and_never_picks_special_tokens():
+def test_greedy_applies_the_generation_configs_suppression():
+    """Suppressed ids are never picked; the first step also obeys begin_suppress_tokens;
+    the decode stops at end-of-text, at max_new tokens or at max_len."""
+    from types import SimpleNamespace
+
     eot = 10
-    def logits(ids):  # favours a special token (11), then text token len(ids), then eot
+    config = SimpleNamespace(suppress_tokens=[11], begin_suppress_tokens=[2, eot])
+    masks = inference.suppression(config, 20)
+
+    def logits(ids):  # favours 11 (suppressed), then eot once 4 long, else token len(ids)
         row = np.zeros((len(ids), 20))
         row[-1, 11] = 9
         row[-1, eot if len(ids) >= 4 else len(ids)] = 5
+        row[-1, 3] = 1  # the runner-up where begin-suppression forbids 2
         return row
-    assert quality.greedy(logits, [15, 16], eot, max_new=10, max_len=448) == [15, 16, 2, 3, eot]
-    assert quality.greedy(logits, [15, 16], eot, max_new=1, max_len=448) == [15, 16, 2]
-    assert quality.greedy(logits, [15, 16], eot, max_new=10, max_len=3) == [15, 16, 2]
+
+    assert inference.greedy(logits, [15, 16], masks, eot, max_new=10, max_len=448) == [15, 16, 3, 3, eot]
+    assert inference.greedy(logits, [15, 16], masks, eot, max_new=1, max_len=448) == [15, 16, 3]
+    assert inference.greedy(logits, [15, 16], masks, eot, max_new=10, max_len=3) == [15, 16, 3]
 
 
 def test_top1_agreement_compares_each_next_token():
@@ -43,19 +52,55 @@ def test_top1_agreement_compares_each_next_token():
     logits = np.zeros((5, 60))
     for pos, nxt in enumerate([0, 1, 2, 7, 0]):  # position 3 predicts 7, FP32 chose 3
         logits[pos, nxt] = 1
-    assert quality.top1_agreement(tokens, 2, logits, eot=40) == pytest.approx(2 / 3)
+    allowed = np.ones(60, dtype=bool)
+    assert metrics.top1_agreement(tokens, 2, logits, allowed) == pytest.approx(2 / 3)
+    allowed[7] = False  # a suppressed id never counts as a pick
+    assert metrics.top1_agreement(tokens, 2, logits, allowed) == pytest.approx(2 / 3)
+    assert metrics.top1_agreement(tokens[:2], 2, logits, allowed) is None
+
+
+def test_first_divergence_and_repetition():
+    assert metrics.first_divergence([1, 2, 5, 6, 7], [1, 2, 5, 9, 7], 2) == {"position": 1, "fp32": 6, "int8": 9}
+    assert metrics.first_divergence([1, 2, 5], [1, 2, 5, 6], 2) == {"position": 1, "fp32": None, "int8": 6}
+    assert metrics.first_divergence([1, 2, 5], [1, 2, 5], 2) is None
+    assert metrics.is_repetitive([7, 1, 2, 1, 2, 1, 2, 1, 2])
+    assert not metrics.is_repetitive([7, 1, 2, 1, 2, 1, 2, 3])
+    assert metrics.is_repetitive([4] * 4) and not metrics.is_repetitive([4] * 3)
+
+
+def test_bleu_and_error_rates_leave_empty_references_out():
+    assert metrics.bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100)
+    assert metrics.bleu(["the cat sat on the mat"], ["a dog ran off"]) == pytest.approx(0)
+    assert metrics.bleu([""], ["anything"]) is None
+    assert metrics.error_rates(["", "a b"], ["x", "a c"]) == (pytest.approx(0.5), pytest.approx(1 / 3))
+    assert metrics.error_rates([""], ["x"]) == (None, None)
+
+
+def _row(sample, lang, reference, fp32, int8, **flags):
+    task = {"fp32_text": fp32, "int8_text": int8, "first_divergence": None,
+            "fp32_empty": not fp32, "int8_empty": not int8, "fp32_repetitive": False,
+            "int8_repetitive": flags.get("loop", False)}
+    return {"sample": sample, "language": lang, "reference": reference, "tasks": {"transcribe": task},
+            "encoder_cosine": 1.0, "encoder_sqnr_db": 30.0, "decoder_top1_agreement": 1.0}
+
+
+def test_summary_verdict_against_max_wer_increase_and_clips_without_reference():
+    rows = [_row("de_de_0000", "de_de", "eins zwei drei vier", "eins zwei drei vier", "eins zwei drei fünf"),
+            _row("de_de_0001", "de_de", None, "hallo", "", loop=True)]
+    out = report.summary(rows, max_wer_increase=0.3)
+    assert out["clips"] == 2 and out["clips_scored"] == 1  # the clip without reference: not in WER
+    assert out["wer_fp32"] == 0 and out["wer_int8"] == pytest.approx(0.25)
+    assert out["verdict"] == "pass" and report.summary(rows, 0.2)["verdict"] == "fail"
+    assert out["empty_rate_int8"] == 0.5 and out["repetition_rate_int8"] == 0.5
+    assert out["empty_rate_fp32"] == 0
+    assert report.summary(rows[1:], 0.3)["verdict"] == "no reference"
+    assert set(report.METRICS) <= set(out)
 
 
 def test_sweep_sizes_are_powers_of_two_up_to_all():
-    assert quality.sweep_sizes(24, None) == [1, 2, 4, 8, 16, 24]
-    assert quality.sweep_sizes(16, None) == [1, 2, 4, 8, 16]
-    assert quality.sweep_sizes(5, [1, 4, 99]) == [1, 4, 5]
-
-
-def test_held_out_skips_every_calibrated_sentence():
-    manifest = {"samples": [{"raw_transcription": "A b."}, {"raw_transcription": "C d."}]}
-    rows = [{"raw_transcription": t} for t in ("A b.", "E f.", " C d.", "G h.")]
-    assert [r["raw_transcription"] for r in quality.held_out(rows, manifest)] == ["E f.", "G h."]
+    assert sweep.sweep_sizes(24, None) == [1, 2, 4, 8, 16, 24]
+    assert sweep.sweep_sizes(16, None) == [1, 2, 4, 8, 16]
+    assert sweep.sweep_sizes(5, [1, 4, 99]) == [1, 4, 5]
 
 
 def _fake_calibration(root: Path, samples: list[tuple[str, bool]], n_mels=4, frames=6, d=3):
@@ -91,8 +136,8 @@ def test_readers_feed_the_calibration_formats_and_subsets(tmp_path):
     assert dec.count == 2 and set(first) == set(onnx_int8.DECODER_INPUTS)
     assert first["decoder_hidden_states"].shape == (1, 3, 3)
     # round robin over languages; the transcribe mix leaves the translation samples out
-    assert quality.sweep_subset(str(js), 3, "all") == ["de_de_0000", "en_us_0000", "de_de_0001"]
-    assert quality.sweep_subset(str(js), 9, "transcribe") == ["de_de_0000", "en_us_0000", "de_de_0002"]
+    assert sweep.sweep_subset(str(js), 3, "all") == ["de_de_0000", "en_us_0000", "de_de_0001"]
+    assert sweep.sweep_subset(str(js), 9, "transcribe") == ["de_de_0000", "en_us_0000", "de_de_0002"]
     with pytest.raises(ValueError, match="no calibration samples"):
         onnx_int8.encoder_reader(str(txt), {"fr_fr_0000"})
 
@@ -125,28 +170,47 @@ def test_onnx_targets_build_with_npu_shaped_inputs(quality_run):
     assert dec.graph.input[0].type.tensor_type.shape.dim[1].dim_param  # T is dynamic
 
 
+def _strict_json(path: Path):
+    """Python's json reads NaN and Infinity; strict JSON has neither."""
+    def refuse(name):
+        raise ValueError(f"{path}: {name} is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 @pytest.mark.slow
 def test_report_has_every_field_for_every_language(quality_run):
-    report = json.loads((quality_run / f"reports/{MODEL}_quality.json").read_text())
-    assert "mean little" in report["note"]
-    assert set(report["languages"]) == set(LANGS)
-    for name, row in [*report["languages"].items(), ("overall", report["overall"])]:
-        assert set(quality.METRICS) <= set(row), name
-        assert all(isinstance(row[k], (int, float)) for k in quality.METRICS), name
-    assert report["overall"]["clips"] == len(LANGS) * CFG["quality"]["eval"]["samples_per_language"]
-    assert report["calibration"]["encoder_samples"] == len(LANGS) * CFG["samples_per_language"]
-    assert report["latency"]["encoder_int8_onnx_ms"] > 0
+    rep = _strict_json(quality_run / f"reports/{MODEL}_quality.json")
+    assert "transcribes nothing" in rep["note"]
+    assert set(rep["languages"]) == set(LANGS)
+    for name, row in [*rep["languages"].items(), ("overall", rep["overall"])]:
+        assert set(report.METRICS) <= set(row), name
+        assert set(report.TRANSLATION_METRICS) <= set(row), name  # the translate task too
+        assert row["verdict"] in ("pass", "fail"), name
+    assert rep["overall"]["clips"] == len(LANGS) * CFG["quality"]["eval"]["samples_per_language"]
+    assert rep["calibration"]["encoder_samples"] == len(LANGS) * CFG["samples_per_language"]
+    assert rep["latency"]["encoder_int8_onnx_ms"] > 0
+    for clip in rep["clips"]:
+        assert set(clip["tasks"]) == {"transcribe", "translate"}
+        for task in clip["tasks"].values():
+            assert "first_divergence" in task and isinstance(task["int8_text"], str)
+    # which node got which precision, per part
+    for part in ("encoder", "decoder"):
+        nodes = rep["precision"][part]["nodes"]
+        assert nodes and set(nodes.values()) <= {"int8", "int16", "float"}
     for key in ("wer", "agreement", "latency"):
         assert (quality_run / f"reports/{MODEL}_quality_{key}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.slow
 def test_eval_clips_are_held_out(quality_run):
-    for lang in LANGS:
-        calib = json.loads((quality_run / f"data/manifests/{lang}.json").read_text())
-        held = json.loads((quality_run / f"data/eval_manifests/{lang}.json").read_text())
-        used = {s["raw_transcription"] for s in calib["samples"]}
-        assert held["samples"] and not used & {s["raw_transcription"] for s in held["samples"]}
+    from whisper_mxq import data
+
+    def sentences(folder):
+        return {s["raw_transcription"] for m in (quality_run / folder).glob("[0-9][0-9][0-9].json")
+                for s in data.manifest_samples(json.loads(m.read_text()))}
+
+    used, held = sentences("data/manifests"), sentences("data/eval_manifests")
+    assert held and not used & held
 
 
 @pytest.mark.slow
@@ -181,20 +245,20 @@ def test_constant_calibration_features_give_worse_encoder_sqnr(quality_run, tmp_
     (tmp_path / "broken.txt").write_text("".join(lines))
     fp32 = str(quality_run / f"compiled/{MODEL}_encoder.onnx")
     broken_onnx = str(tmp_path / "encoder.broken.int8.onnx")
-    onnx_int8.quantize_part("encoder", fp32, str(tmp_path / "broken.txt"), broken_onnx, "minmax")
+    onnx_int8.quantize_part("encoder", fp32, str(tmp_path / "broken.txt"), broken_onnx, "minmax", recipe="naive")
 
     reference = onnx_int8.session(fp32)
     held = [quality_run / f"data/eval_audio/{lang}_0000.wav" for lang in LANGS[:3]]
     from transformers import WhisperFeatureExtractor
 
-    from whisper_mxq import audio, calibration
+    from whisper_mxq import audio, encoder_calibration
 
     fe = WhisperFeatureExtractor.from_pretrained(quality_run / f"models/{MODEL}")
-    feats = [calibration.encoder_features(fe, audio.load(w)) for w in held]
+    feats = [encoder_calibration.encoder_features(fe, audio.load(w)) for w in held]
 
     def sqnr(model: str) -> float:
         sess = onnx_int8.session(model)
-        return float(np.mean([quality.sqnr_db(onnx_int8.run_encoder(reference, f),
+        return float(np.mean([metrics.sqnr_db(onnx_int8.run_encoder(reference, f),
                                               onnx_int8.run_encoder(sess, f)) for f in feats]))
 
     real = sqnr(str(quality_run / f"compiled/{MODEL}_encoder.int8.onnx"))
@@ -208,7 +272,7 @@ def test_fp32_onnx_pair_matches_pytorch_with_host_embeddings(quality_run):
     host-side token + position embeddings, for more than one sequence length."""
     import torch
 
-    from whisper_mxq import calibration, models
+    from whisper_mxq import decoder_calibration, models
 
     model = models.load_model(str(quality_run / f"models/{MODEL}"))
     enc = onnx_int8.session(str(quality_run / f"compiled/{MODEL}_encoder.onnx"))
@@ -221,5 +285,6 @@ def test_fp32_onnx_pair_matches_pytorch_with_host_embeddings(quality_run):
     for ids in ([50258], [50258, 50259, 50359, 50363, 400, 500, 600]):
         with torch.no_grad():
             logits = model(encoder_outputs=(want,), decoder_input_ids=torch.tensor([ids])).logits
-        got = onnx_int8.run_decoder(dec, calibration.decoder_input(calibration.embedding_tables(model), ids), states)
+        tables = decoder_calibration.embedding_tables(model)
+        got = onnx_int8.run_decoder(dec, decoder_calibration.decoder_input(tables, ids), states)
         np.testing.assert_allclose(got, logits.numpy(), rtol=1e-3, atol=1e-3)

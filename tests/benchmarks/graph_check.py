@@ -27,17 +27,17 @@ def main() -> None:
 
     import torch
 
-    from whisper_mxq import calibration, decoding, models
+    from whisper_mxq import decoder_calibration, decoding, models
 
     snapshot = race.small_model(Path(tempfile.mkdtemp(prefix="graph_check.")) / "model", args.processor)
     tok = models.load_processor(snapshot).tokenizer
-    prompt = calibration.prompt(tok, "de", "transcribe", True).ids
+    prompt = decoder_calibration.prompt(tok, "de", "transcribe", True).ids
     failed = False
     for index in range(torch.cuda.device_count()):
         device = f"cuda:{index}"
         model = models.load_model(snapshot, device)
         torch.manual_seed(0)
-        states = calibration._encode(model, torch.randn(args.batch, 80, 3000, device=device))
+        states = _encode(model, torch.randn(args.batch, 80, 3000, device=device))
         want = race.generate_ids(model, states, prompt, args.tokens)
         graph = decoding.greedy(model, states, prompt, args.tokens, graphs=True)
         eager = decoding.greedy(model, states, prompt, args.tokens, graphs=False)
@@ -46,8 +46,8 @@ def main() -> None:
         failed |= same != args.batch or graph != eager
         kept = decoding.Greedy(model, args.tokens, graphs=True)
         kept(states, [prompt] * args.batch)
-        other = calibration._encode(model, torch.randn(args.batch, 80, 3000, device=device))
-        french = calibration.prompt(tok, "fr", "translate", True).ids
+        other = _encode(model, torch.randn(args.batch, 80, 3000, device=device))
+        french = decoder_calibration.prompt(tok, "fr", "translate", True).ids
         mixed = [prompt if row % 2 else french for row in range(args.batch)]
         reused = kept(other, mixed)
         fresh = decoding.Greedy(model, args.tokens, graphs=False)(other, mixed)
@@ -59,3 +59,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _encode(model, feats):
+    """The calibrate job's fp32 encoder pass: [B, n_mels, frames] -> last hidden state."""
+    import torch
+
+    with torch.no_grad():
+        return model.get_encoder()(feats).last_hidden_state

@@ -11,7 +11,7 @@ Contenders
             generate the transcription AND the translation, normalise, draw the task
             (80/20), embeddings, np.save.
   package   the workflow's package functions as the rules call them: per job of
-            samples_per_job consecutive clips, calibrate_group (encoder features
+            samples_per_job consecutive clips, calibrate_job (encoder features
             and decoder files) in a process of its own, as one calibrate rule job.
   snakemake (demo only) the real `snakemake -j2 ... calibration` on a copy of a finished
             demo run with calibration/ removed: every job's process start included.
@@ -41,6 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "tests"))  # calib_helpers: test-only drivers of the steps
 SAMPLE_RATE = 16000
 
 
@@ -102,8 +103,7 @@ def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new
 def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings: dict,
                  per_job: int, threads: int, at_once: int = 1) -> dict:
     """The rules' work: per job (per_job consecutive clips of the language-major list,
-    which is how calibrate_jobs in common.smk cuts them when per_job is a multiple of
-    the clips per language, as in every race above) calibrate_group as the calibrate rule
+    which is how jobs.plan cuts them) calibrate_job as the calibrate rule
     calls it, each job in a process of its own, one after the other (as Snakemake runs
     `script:` jobs, and as jobs queue on one GPU): every job pays interpreter start,
     imports, CUDA start and model load. `at_once` > 1 runs that many jobs at a time, as
@@ -130,16 +130,16 @@ def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings
 
 def calibrate_job(snapshot: str, samples: list[str], wavs: list[str], npys: list[str], dirs: list[str],
                   device: str, settings: dict, threads: int, out: str | None = None) -> None:
-    """One calibrate rule job (workflow/scripts/calibrate.py's call)."""
-    import inspect
+    """One calibrate rule job (workflow/scripts/calibrate.py's call) over a download
+    job's manifest of these clips."""
+    from calib_helpers import manifest_for
 
     from whisper_mxq import calibration
 
-    # threads only where calibrate_group takes it: the harness also races earlier
-    # versions of the package (a copy of this file beside their workflow/)
-    extra = {"threads": threads} if "threads" in inspect.signature(calibration.calibrate_group).parameters else {}
-    calibration.calibrate_group(snapshot, samples, wavs, npys, dirs, calibration.DecoderSettings(**settings),
-                                device=device, **extra)
+    job = Path(dirs[0]).parent / f".job_{samples[0]}"
+    manifest, stamp = manifest_for(wavs, job)
+    calibration.calibrate_job(snapshot, manifest, stamp, npys, dirs, str(job / "summary.json"),
+                              calibration.Settings(**settings), device=device, threads=threads)
 
 
 def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int,
@@ -149,20 +149,22 @@ def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int
     fp32 encoder states (norm of the difference over the norm)."""
     import numpy as np
 
+    from calib_helpers import calibrate_decoder, calibrate_encoder
+
     from whisper_mxq import calibration
 
     samples = [Path(w).stem for w in wavs]
     npys = [f"{out}/encoder/{s}.npy" for s in samples]
-    calibration.calibrate_encoder(snapshot, wavs, npys)
+    calibrate_encoder(snapshot, wavs, npys)
     report = {}
     for dtype in ("fp32", "fp16"):
         runs = {}
         for b in (1, batch):
             dirs = [f"{out}/{dtype}_{b}/{s}" for s in samples]
             # one job: batches of b mix the languages; at b=1 one graph serves every clip
-            calibration.calibrate_decoder(
+            calibrate_decoder(
                 snapshot, samples, npys, dirs,
-                calibration.DecoderSettings(max_new_tokens=tokens, batch_size=b, dtype=dtype), device=device)
+                calibration.Settings(max_new_tokens=tokens, batch_size=b, dtype=dtype), device=device)
             runs[b] = dirs
         same, rel = 0, 0.0
         for one, many in zip(runs[1], runs[batch]):

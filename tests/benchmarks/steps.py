@@ -1,4 +1,4 @@
-"""Where one calibrate job's time goes: each stage of calibrate_group timed on its own,
+"""Where one calibrate job's time goes: each stage of a calibrate job timed on its own,
 in one process, on the race's whisper-small-shaped model (random weights, every decode
 exactly --tokens long), after one warm-up pass of each.
 
@@ -51,7 +51,7 @@ def main() -> None:
     import numpy as np
     import torch
     from transformers import WhisperFeatureExtractor
-    from whisper_mxq import atomic, audio, calibration, decoding, models
+    from whisper_mxq import atomic, audio, decoder_calibration, decoding, encoder_calibration, models
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     work = Path(tempfile.mkdtemp(prefix="steps."))
@@ -62,21 +62,21 @@ def main() -> None:
     print(f"device {torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}, torch {torch.__version__}, "
           f"cpus {os.cpu_count()}, {args.clips} clips, {args.tokens} tokens", flush=True)
 
-    t = timed(lambda: [calibration.encoder_features(fe, c) for c in clips], "cpu", 1)
+    t = timed(lambda: [encoder_calibration.encoder_features(fe, c) for c in clips], "cpu", 1)
     print(f"features (CPU, one clip at a time): {t / len(clips) * 1000:.1f} ms/clip, "
           f"{len(clips) / t:.1f} clips/s alone", flush=True)
-    feats_np = np.concatenate([calibration.encoder_features(fe, c) for c in clips])
+    feats_np = np.concatenate([encoder_calibration.encoder_features(fe, c) for c in clips])
 
     model = models.load_model(snapshot, device)
-    half = calibration.generation_model(model, "fp16") if device == "cuda" else None
+    half = decoder_calibration.generation_model(model, "fp16") if device == "cuda" else None
     tok = models.load_processor(snapshot).tokenizer
-    prompt = calibration.prompt(tok, "de", "transcribe", True).ids
+    prompt = decoder_calibration.prompt(tok, "de", "transcribe", True).ids
     if max(args.batches) > args.clips:
         raise SystemExit(f"--clips {args.clips} is smaller than batch {max(args.batches)}")
     for b in args.batches:
         feats = torch.from_numpy(feats_np[:b]).transpose(1, 2).contiguous().to(device)
-        enc = timed(lambda: calibration._encode(model, feats), device)
-        states = calibration._encode(model, feats)
+        enc = timed(lambda: _encode(model, feats), device)
+        states = _encode(model, feats)
         row = {"encoder": enc}
         row["greedy fp32"] = timed(lambda: decoding.greedy(model, states, prompt, args.tokens), device)
         if device == "cuda":
@@ -103,3 +103,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _encode(model, feats):
+    """The calibrate job's fp32 encoder pass: [B, n_mels, frames] -> last hidden state."""
+    import torch
+
+    with torch.no_grad():
+        return model.get_encoder()(feats).last_hidden_state

@@ -14,7 +14,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
 )
 
-from whisper_mxq import jobs, layout
+from whisper_mxq import jobs, layout, models
 from whisper_mxq.labels import model_format as labels_format
 from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER
 
@@ -40,13 +40,27 @@ try:
     LABEL_MODEL = layout.label_model_name(config["labels"]["model"])
 except ValueError as e:
     raise WorkflowError(str(e))
-# English-only checkpoints (`*.en`) decode English only; say so before any download.
-# A local folder not named so is caught by the calibration job (calibration.py).
-if MODEL.endswith(".en") and set(LANGUAGES) != {"en_us"}:
-    config_error("languages", f"{config['model']!r} is English-only: set languages: [en_us]")
 N_SAMPLES = config["samples_per_language"]
 
 SNAPSHOT = layout.MODEL_SNAPSHOT.format(model=MODEL)
+
+
+def check_languages(folder):
+    """An English-only model (as its own config says, whatever its folder is called)
+    decodes English only: say so before any job. Known where the model is a local folder
+    or already snapshotted; otherwise the calibrate jobs refuse it."""
+    try:
+        multilingual = models.is_multilingual(folder)
+    except ValueError as e:
+        config_error("model", str(e))
+    if not multilingual and set(LANGUAGES) != {"en_us"}:
+        config_error("languages", f"{config['model']!r} is an English-only Whisper: set languages: [en_us]")
+
+
+for _folder in (config["model"], SNAPSHOT):
+    if os.path.isfile(os.path.join(_folder, "config.json")):
+        check_languages(_folder)
+        break
 # The label model: an openai-whisper checkpoint, or a Hugging Face Whisper snapshotted
 # like the model (the same snapshot when it is the model being compiled).
 LABELS_FROM_OPENAI_WHISPER = labels_format(config["labels"]["model"]) == "openai-whisper"

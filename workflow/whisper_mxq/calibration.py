@@ -84,9 +84,11 @@ def calibrate_job(
     manifest = data.read_manifest(stamp_path, manifest_path)
     clips = data.manifest_samples(manifest)
     samples = [s["file"].removesuffix(".wav") for s in clips]
-    names = [os.path.basename(p).removesuffix(".npy") for p in features_paths]
-    if names != [os.path.basename(layout.ENCODER_NPY.format(sample=s)).removesuffix(".npy") for s in samples]:
-        raise ValueError(f"{manifest_path}: its clips {samples[:3]}... are not this job's outputs {names[:3]}...")
+    # the rule's outputs are named after the samples the plan gave this job
+    if len(features_paths) != len(samples) or any(
+            s not in os.path.basename(p) for s, p in zip(samples, features_paths)):
+        raise ValueError(f"{manifest_path}: its clips {samples[:3]}... are not this job's outputs "
+                         f"{features_paths[:3]}...")
     load_clip = data.clip_checker(manifest)
     fe = enc.feature_extractor(snapshot)
 

@@ -62,21 +62,37 @@ def load_openai_whisper(path: str, device: str):
     return model.eval()
 
 
-def _openai_decoder(model) -> Callable[[list, str, str, int], list[str]]:
+def _openai_decoder(model):
+    """(encode, decode) on openai-whisper: decode(features, languages, task, max_tokens)
+    is `whisper.decode` with each row's language forced (a batch may mix languages)."""
     import torch
     import whisper
+    from whisper.decoding import DecodingTask
     from whisper.tokenizer import get_tokenizer
 
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
     fp16 = model.device.type == "cuda"
 
+    class Task(DecodingTask):
+        """openai-whisper's decode; where it would detect each row's language (options
+        without one), the row's own is written into the prompt instead."""
+
+        def __init__(self, options, languages: list[str]):
+            super().__init__(model, options)
+            self.languages = languages
+
+        def _detect_language(self, audio_features, tokens):
+            if model.is_multilingual:
+                ids = [tokenizer.to_language_token(lang) for lang in self.languages]
+                tokens[:, self.sot_index + 1] = torch.tensor(ids, device=tokens.device)
+            return self.languages, None
+
     def encode(mels):
         with torch.no_grad():
             return model.encoder(mels.to(model.device, torch.float16 if fp16 else torch.float32))
 
-    def decode(features, language: str, task: str, max_tokens: int) -> list[str]:
+    def decode(features, languages: list[str], task: str, max_tokens: int) -> list[str]:
         options = whisper.DecodingOptions(
-            language=language,
             task=task,
             without_timestamps=True,
             fp16=fp16,
@@ -85,7 +101,8 @@ def _openai_decoder(model) -> Callable[[list, str, str, int], list[str]]:
             # without timestamps; a weak model that emits it would leak it into the text.
             suppress_tokens=[-1, tokenizer.no_timestamps],
         )
-        return [r.text.strip() for r in whisper.decode(model, features, options)]
+        with torch.no_grad():
+            return [r.text.strip() for r in Task(options, languages).run(features)]
 
     return encode, decode
 
@@ -120,10 +137,10 @@ def _transformers_labeler(snapshot: str, device: str):
         with torch.no_grad():
             return model.get_encoder()(features).last_hidden_state
 
-    def decode(states, language: str, task: str, max_tokens: int) -> list[str]:
+    def decode(states, languages: list[str], task: str, max_tokens: int) -> list[str]:
         from transformers.modeling_outputs import BaseModelOutput
 
-        kwargs = {"language": language, "task": task} if multilingual else {}
+        kwargs = {"language": languages, "task": task} if multilingual else {}
         with torch.no_grad():
             ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states),
                                  max_new_tokens=max_tokens, return_timestamps=False, **kwargs)
@@ -180,26 +197,20 @@ def label_job(
         per_row = _row_bytes(cfg.max_source_positions, cfg.d_model, cfg.decoder_layers, 2)
     rows = batch_size(batch_size_setting, device, per_row)
     log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
+    foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
+    if not multilingual and foreign:
+        raise ValueError(f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}")
     labels: dict[str, dict] = {}
-    # One language per batch: the prompt carries it.
-    by_language: dict[str, list[dict]] = {}
-    for s in samples:
-        by_language.setdefault(s["language"], []).append(s)
-    for lang, group in by_language.items():
-        language = whisper_code(lang)
-        if not multilingual and language != "en":
-            raise ValueError(
-                f"config key 'labels.model': {model_source} is English-only and cannot label {lang!r}"
-            )
-        for start in range(0, len(group), rows):
-            batch = group[start : start + rows]
-            clips = [load_clip(s["wav"]) for s in batch]
-            features = encode(mels(model, clips))
-            texts = decode(features, language, "transcribe", max_tokens)
-            # An English-only model has no translate task; English audio is its own translation.
-            translations = decode(features, language, "translate", max_tokens) if multilingual else texts
-            for s, text, translation in zip(batch, texts, translations, strict=True):
-                labels[s["file"]] = {"language": lang, "transcription": text, "translation": translation}
+    # Batches mix languages (each row's prompt carries its own): they stay full.
+    for start in range(0, len(samples), rows):
+        batch = samples[start : start + rows]
+        languages = [whisper_code(s["language"]) for s in batch]
+        features = encode(mels(model, [load_clip(s["wav"]) for s in batch]))
+        texts = decode(features, languages, "transcribe", max_tokens)
+        # An English-only model has no translate task; English audio is its own translation.
+        translations = decode(features, languages, "translate", max_tokens) if multilingual else texts
+        for s, text, translation in zip(batch, texts, translations, strict=True):
+            labels[s["file"]] = {"language": s["language"], "transcription": text, "translation": translation}
     ordered = {s["file"]: labels[s["file"]] for s in samples}
     atomic.write_json(out_json, {"labels": ordered})
     return ordered
