@@ -1,5 +1,7 @@
 # Step 4: the folder Mobilint's runtime loads: both .mxq files, the model's config,
-# processor and generation config, and the decoder's embedding tables.
+# processor and generation config, the decoder's embedding tables, and where each part
+# runs (the core mode and board each binary was compiled for).
+from whisper_mxq import bundle as runtime_bundle
 
 
 rule bundle:
@@ -9,6 +11,13 @@ rule bundle:
         decoder=model_file(layout.MXQ, "decoder"),
     output:
         directory(layout.BUNDLE),
+    params:
+        runtime=runtime_bundle.placement(
+            config["compile"]["target_device"],
+            {part: p.scheme for part, p in COMPILE_PLANS.items()},
+            config["bundle"]["dev_no"],
+        ),
+        dev_no=config["bundle"]["dev_no"],
     log:
         "logs/bundle/{model}.log",
     conda:
