@@ -109,11 +109,14 @@ def test_plan_cuts_consecutive_jobs_over_language_then_index():
     assert jobs.plan(["de_de"], 1001, 1)[-1].name == "1000"
 
 
-def test_auto_samples_per_job_is_one_job_per_gpu():
+def test_auto_samples_per_job_shares_the_gpus_among_the_steps():
+    assert jobs.jobs_at_once(4, 0) == 0  # steps on CPUs
+    assert [jobs.jobs_at_once(n, 2) for n in (1, 2, 4, 8)] == [1, 1, 2, 4]  # labels + calibration
+    assert jobs.jobs_at_once(2, 1) == 2
     assert jobs.auto_samples_per_job(340, 0) == jobs.CPU_SAMPLES_PER_JOB
     assert jobs.auto_samples_per_job(1003, 1) == 1003
-    assert jobs.auto_samples_per_job(1003, 2) == 502  # two jobs, one on each GPU
-    # past the cap: rounds of one job per GPU, all the same size
+    assert jobs.auto_samples_per_job(1003, 2) == 502  # two jobs of a step at once
+    # past the cap: rounds of `at_once` jobs, all the same size
     per = jobs.auto_samples_per_job(17_000, 2)
     assert per <= jobs.GPU_JOB_CAP and len(jobs.plan(["de_de"] * 17, 1000, per)) % 2 == 0
 

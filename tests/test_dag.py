@@ -44,13 +44,14 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
 
 @pytest.mark.parametrize(
     "device, gpus, jobs, handed_down",
-    [("cpu", "0,1", 4, None), ("cuda", "", 1, None), ("cuda", "0,1", 2, None), ("cuda", "0,1", 4, "100")],
+    [("cpu", "0,1", 4, None), ("cuda", "", 1, None), ("cuda", "0,1", 1, None), ("cuda", "0,1,2,3", 2, None),
+     ("cuda", "0,1", 4, "100")],
 )
 def test_samples_per_job_auto_follows_the_devices(tmp_path, device, gpus, jobs, handed_down):
-    """auto: 100 samples a job on CPU; one job per visible GPU (at least one: a cluster's
-    submit host sees none) where calibrate and label jobs hold a GPU; a value already in
-    the environment (a cluster job's parse, handed down from where the run started) wins
-    over what this host sees."""
+    """auto: 100 samples a job on CPU; where calibrate and label jobs hold a GPU, the
+    visible GPUs (at least one: a cluster's submit host sees none) shared by the two
+    steps; a value already in the environment (a cluster job's parse, handed down from
+    where the run started) wins over what this host sees."""
     cfg = tmp_path / "device.yaml"
     cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\nlabels: {{device: {device}}}\n")
     env = offline_env(double=False, CUDA_VISIBLE_DEVICES=gpus)

@@ -101,13 +101,13 @@ def gpus(step):
 
 # --- the job plan ---------------------------------------------------------------------
 # One plan for downloads, labels and calibration (whisper_mxq/jobs.py): job 003
-# downloads, labels and calibrates the same samples. `auto` is one job per GPU where
-# both label and calibrate jobs get one (at least one GPU: a cluster's submit host sees
-# none of its nodes' GPUs), else jobs of 100 samples.
+# downloads, labels and calibrates the same samples. `auto`, where both label and
+# calibrate jobs get a GPU: the visible GPUs shared by the two steps (at least one: a
+# cluster's submit host sees none of its nodes' GPUs); else jobs of 100 samples.
 PER_JOB = jobs.samples_per_job(
     config["calibration"]["samples_per_job"],
     len(LANGUAGES) * N_SAMPLES,
-    max(GPUS_VISIBLE, 1) if gpus("calibration") and gpus("labels") else 0,
+    jobs.jobs_at_once(max(GPUS_VISIBLE, 1), 2) if gpus("calibration") and gpus("labels") else 0,
 )
 JOBS = jobs.plan(LANGUAGES, N_SAMPLES, PER_JOB)
 

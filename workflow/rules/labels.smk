@@ -23,7 +23,8 @@ for _job in JOBS:
             f"benchmarks/label/{_job.name}.tsv"
         group:
             "label"
-        threads: 2
+        # clip reading and log-mel: they keep a GPU fed (Snakemake lowers it to --cores)
+        threads: 4
         resources:
             mem_mb=16000,
             runtime=120,

@@ -102,7 +102,8 @@ for _job in EVAL_JOBS:
             device=device("labels"),
         log:
             f"logs/label_eval/{_job.name}.log",
-        threads: 2
+        # clip reading and log-mel: they keep a GPU fed (Snakemake lowers it to --cores)
+        threads: 4
         resources:
             mem_mb=16000,
             runtime=60,

@@ -11,4 +11,5 @@ labels.label_job(
     batch_size_setting=p.batch_size,
     max_tokens=p.max_tokens,
     device=devices.pick(p.device),
+    threads=snakemake.threads,
 )

@@ -131,10 +131,12 @@ def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, thr
 
             for k in range(_FEATURES_AHEAD):
                 ahead(k)
+            # the tokenizer (a second of JSON) loads beside the model, on the idle writer
+            tokenizer_loaded = writer.submit(lambda: models.load_processor(snapshot).tokenizer)
             with clock("load the model"):
                 model = models.load_model(snapshot, device)
                 generator = dec.generation_model(model, settings.dtype)
-                tokenizer = models.load_processor(snapshot).tokenizer
+                tokenizer = tokenizer_loaded.result()
                 tables = dec.embedding_tables(model)
                 greedy = decoding.Greedy(generator, settings.max_new_tokens)
             eot = tokenizer.eos_token_id

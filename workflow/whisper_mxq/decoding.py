@@ -4,13 +4,16 @@ Picks the tokens `model.generate(encoder_outputs=..., language=..., task=...)` p
 prompt `<|sot|><|xx|><|task|><|notimestamps|>`, the generation config's
 `suppress_tokens` at every step and `begin_suppress_tokens` at the first, argmax.
 
-Why not `generate`: a decode step of a Whisper decoder is a few hundred small kernel
-launches, so on a GPU the decode is launch-bound (FACTS §7), and generate adds its own
-per-step work on top (logits processors, stopping criteria, Whisper's segment
-bookkeeping, which re-decodes when a model emits a timestamp token in no-timestamps
-mode, as random weights do). Here the decoder's own modules run against a static
-key/value cache, so one step has fixed shapes and on CUDA is captured once as a CUDA
-graph and replayed: one launch per token (tests/benchmarks/RESULTS.md has the numbers).
+Why not transformers' own `generate`: a decode step of a Whisper decoder is a few
+hundred small kernel launches, so on a GPU the decode is launch-bound, and generate adds
+its own per-step work (logits processors, stopping criteria, cache bookkeeping). Here the
+decoder's own modules run against a static key/value cache, so one step has fixed shapes
+and on CUDA is captured once as a CUDA graph and replayed: one launch per token.
+Measured end to end on an H200 (a calibrate job of 1000 clips in its own process,
+whisper-small shape, 64 tokens, fp16, batch 32; tests/benchmarks/decoders.py): this
+decoder 30.7 s, `generate` with a static cache 49.6 s (1.62x), the same with
+torch.compile 66.3 s (its compilation is part of a job's time). The tokens agree with
+`generate`'s (tests/test_batching.py, and 8/8 in decoders.py --check).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from . import atomic, data
 from .languages import whisper_code
@@ -107,18 +107,35 @@ def _openai_decoder(model):
     return encode, decode
 
 
-def _openai_mels(model, clips: list) -> "object":
+def _openai_mel(path: str):
+    """A clip's log-mel as openai-whisper's own decode takes it (computed on the CPU, as
+    its transcribe does), the mel bins read from the checkpoint's dimensions."""
     import torch
     import whisper
 
-    return torch.stack([
-        whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(c)), n_mels=model.dims.n_mels)
-        for c in clips
-    ])
+    n_mels = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["dims"]["n_mels"]
+    return lambda clip: whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(clip)), n_mels=n_mels)
+
+
+def _openai_labeler(path: str, device: str):
+    """(encode, decode, multilingual, bytes a batch row needs) of an openai-whisper checkpoint."""
+    model = load_openai_whisper(path, device)
+    encode, decode = _openai_decoder(model)
+    dims = model.dims
+    return encode, decode, model.is_multilingual, _row_bytes(dims.n_audio_ctx, dims.n_text_state, dims.n_text_layer)
 
 
 # --- Hugging Face Whisper ------------------------------------------------------------
+def _transformers_mel(snapshot: str):
+    from . import models
+
+    fe = models.load_processor(snapshot).feature_extractor
+    return lambda clip: fe(clip, sampling_rate=16_000, return_tensors="pt").input_features[0]
+
+
 def _transformers_labeler(snapshot: str, device: str):
+    """(encode, decode, multilingual, bytes a batch row needs) of a Hugging Face Whisper:
+    transformers' own generate, each row's language forced."""
     import torch
 
     from . import models
@@ -126,16 +143,12 @@ def _transformers_labeler(snapshot: str, device: str):
     model = models.load_model(snapshot, device)
     if model.device.type == "cuda":
         model = model.half()
-    processor = models.load_processor(snapshot)
+    tokenizer = models.load_processor(snapshot).tokenizer
     multilingual = models.is_multilingual(snapshot)
-
-    def mels(_, clips: list):
-        feats = processor.feature_extractor(clips, sampling_rate=16_000, return_tensors="pt").input_features
-        return feats.to(model.device, model.dtype)
 
     def encode(features):
         with torch.no_grad():
-            return model.get_encoder()(features).last_hidden_state
+            return model.get_encoder()(features.to(model.device, model.dtype)).last_hidden_state
 
     def decode(states, languages: list[str], task: str, max_tokens: int) -> list[str]:
         from transformers.modeling_outputs import BaseModelOutput
@@ -144,9 +157,10 @@ def _transformers_labeler(snapshot: str, device: str):
         with torch.no_grad():
             ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states),
                                  max_new_tokens=max_tokens, return_timestamps=False, **kwargs)
-        return [t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-    return model, multilingual, mels, encode, decode
+    cfg = model.config
+    return encode, decode, multilingual, _row_bytes(cfg.max_source_positions, cfg.d_model, cfg.decoder_layers)
 
 
 def batch_size(setting: int | str, device: str, per_row_bytes: int) -> int:
@@ -162,9 +176,9 @@ def batch_size(setting: int | str, device: str, per_row_bytes: int) -> int:
     return max(1, min(MAX_GPU_BATCH, int(free * _BATCH_HEADROOM // per_row_bytes)))
 
 
-def _row_bytes(n_audio_ctx: int, d_model: int, n_layers: int, bytes_per_value: int) -> int:
+def _row_bytes(n_audio_ctx: int, d_model: int, n_layers: int, bytes_per_value: int = 2) -> int:
     """Cross-attention keys/values of every layer plus the encoder's widest activation
-    (4 d_model per position), per row."""
+    (4 d_model per position), per row, in fp16."""
     return n_audio_ctx * d_model * bytes_per_value * (2 * n_layers + 8)
 
 
@@ -178,39 +192,49 @@ def label_job(
     batch_size_setting: int | str = "auto",
     max_tokens: int = 224,
     device: str = "cpu",
+    threads: int = 2,
 ) -> dict:
     """Transcribe and translate every clip of one download job -> `out_json`:
-    {file: {language, transcription, translation}}, in the job's order."""
+    {file: {language, transcription, translation}}, in the job's order. Clips are read
+    and turned into log-mel on `threads` threads, a batch ahead of the device, while the
+    model loads and the device decodes."""
+    import torch
+
+    # the rule's threads, not every core (never more than torch's default, one a core)
+    torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
     manifest = data.read_manifest(stamp_path, manifest_path)
     samples = data.manifest_samples(manifest)
     load_clip = data.clip_checker(manifest)
-    if model_format(model_source) == OPENAI_WHISPER:
-        model = load_openai_whisper(model_path, device)
-        multilingual = model.is_multilingual
-        encode, decode = _openai_decoder(model)
-        mels = _openai_mels
-        dims = model.dims
-        per_row = _row_bytes(dims.n_audio_ctx, dims.n_text_state, dims.n_text_layer, 2)
-    else:
-        model, multilingual, mels, encode, decode = _transformers_labeler(model_path, device)
-        cfg = model.config
-        per_row = _row_bytes(cfg.max_source_positions, cfg.d_model, cfg.decoder_layers, 2)
-    rows = batch_size(batch_size_setting, device, per_row)
-    log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
-    foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
-    if not multilingual and foreign:
-        raise ValueError(f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}")
+    openai = model_format(model_source) == OPENAI_WHISPER
+    mel = (_openai_mel if openai else _transformers_mel)(model_path)
     labels: dict[str, dict] = {}
-    # Batches mix languages (each row's prompt carries its own): they stay full.
-    for start in range(0, len(samples), rows):
-        batch = samples[start : start + rows]
-        languages = [whisper_code(s["language"]) for s in batch]
-        features = encode(mels(model, [load_clip(s["wav"]) for s in batch]))
-        texts = decode(features, languages, "transcribe", max_tokens)
-        # An English-only model has no translate task; English audio is its own translation.
-        translations = decode(features, languages, "translate", max_tokens) if multilingual else texts
-        for s, text, translation in zip(batch, texts, translations, strict=True):
-            labels[s["file"]] = {"language": s["language"], "transcription": text, "translation": translation}
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="mel") as pool:
+        made: dict = {}
+
+        def ahead(first: int, last: int) -> None:  # clips first..last-1 queued, once
+            for i in range(first, min(last, len(samples))):
+                if i not in made:
+                    made[i] = pool.submit(lambda s: mel(load_clip(s["wav"])), samples[i])
+
+        ahead(0, CPU_BATCH)  # while the model loads
+        encode, decode, multilingual, per_row = (_openai_labeler if openai else _transformers_labeler)(
+            model_path, device)
+        foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
+        if not multilingual and foreign:
+            raise ValueError(f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}")
+        rows = batch_size(batch_size_setting, device, per_row)
+        log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
+        for start in range(0, len(samples), rows):
+            batch = samples[start : start + rows]
+            ahead(start, start + 2 * rows)  # this batch and the next
+            features = encode(torch.stack([made.pop(i).result() for i in range(start, start + len(batch))]))
+            # Batches mix languages (each row's prompt carries its own): they stay full.
+            languages = [whisper_code(s["language"]) for s in batch]
+            texts = decode(features, languages, "transcribe", max_tokens)
+            # An English-only model has no translate task; English audio is its own translation.
+            translations = decode(features, languages, "translate", max_tokens) if multilingual else texts
+            for s, text, translation in zip(batch, texts, translations, strict=True):
+                labels[s["file"]] = {"language": s["language"], "transcription": text, "translation": translation}
     ordered = {s["file"]: labels[s["file"]] for s in samples}
     atomic.write_json(out_json, {"labels": ordered})
     return ordered

@@ -60,7 +60,7 @@ smk_run() {  # NAME GPUS VISIBLE: snapshots first (untimed), then the timed run
   local rc=$?
   local t1=$(date +%s.%N)
   touch "$dir/gpu.csv.stop"
-  echo "{\"rc\": $rc, \"wall_s\": $(echo "$t1 - $t0" | bc)}" > "$dir/wall.json"
+  echo "{\"rc\": $rc, \"wall_s\": $($PY -c "print($t1 - $t0)")}" > "$dir/wall.json"
   log "$name: rc=$rc wall $(cat "$dir/wall.json")"
   [ $rc = 0 ] || tail -40 "$dir/snakemake.out"
 }

@@ -69,13 +69,13 @@ def main() -> None:
     # agreement: the job's batched path vs one clip at a time with load_model's model
     m = min(args.agree_clips, len(wavs))
     clips = [audio.load(p) for p in wavs[:m]]
+    mel = labels._openai_mel(args.model)
     encode, decode = labels._openai_decoder(ours)
-    batched = decode(encode(labels._openai_mels(ours, clips)), [code] * m, "transcribe", args.tokens)
+    batched = decode(encode(torch.stack([mel(c) for c in clips])), [code] * m, "transcribe", args.tokens)
     no_timestamps = whisper.tokenizer.get_tokenizer(True, num_languages=reference.num_languages).no_timestamps
     options = whisper.DecodingOptions(language=code, task="transcribe", without_timestamps=True, fp16=dev == "cuda",
                                       sample_len=args.tokens, suppress_tokens=[-1, no_timestamps])
-    single = [whisper.decode(reference, labels._openai_mels(reference, [c])[0].to(dev), options).text.strip()
-              for c in clips]
+    single = [whisper.decode(reference, mel(c).to(dev), options).text.strip() for c in clips]
     res["agree_identical_texts"] = f"{sum(a == b for a, b in zip(batched, single))}/{m}"
     res["agree_first"] = [batched[0][:60], single[0][:60]]
     Path(args.out).write_text(json.dumps(res, indent=1))
