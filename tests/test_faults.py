@@ -21,7 +21,8 @@ import pytest
 import reliability
 from conftest import OFFLINE, copy_run, snakemake
 from reliability import fault_env, kill_group, start, wait_for
-from whisper_mxq import atomic, calibration, layout
+import calib_helpers
+from whisper_mxq import atomic, encoder_calibration, layout
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ def test_sigkill_mid_write_leaves_only_a_hidden_temporary(tmp_path):
     assert glob.glob(str(final.parent / "encoder_calib_*")) == []
     # The next write of the same file is unaffected by the leftover.
     atomic.write_npy(final, np.ones((1, 3000, 80), np.float32))
-    calibration.check_npy(str(final), (1, 3000, 80))
+    encoder_calibration.check_npy(str(final), (1, 3000, 80))
 
 
 @pytest.mark.slow
@@ -109,33 +110,36 @@ def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished
 # --- flaky and dead FLEURS --------------------------------------------------------------
 @pytest.mark.slow
 def test_flaky_download_is_retried_and_a_dead_one_fails_its_language_only(finished_run, tmp_path):
-    """en_us's first FLEURS read fails (retried: `retries: 2`); de_de's always fails (its
-    language fails after 3 attempts); with --keep-going fr_fr still finishes."""
+    """en_us's first source read fails (retried: `retries: 2`); de_de's always fails (its
+    first job fails after 3 attempts, the job continuing it never starts); with
+    --keep-going fr_fr still finishes. The offline demo's jobs hold two clips: 000-001
+    en_us, 002-003 de_de, 004-005 fr_fr."""
     work = copy_run(finished_run, tmp_path / "work")
-    redo = ["en_us", "de_de", "fr_fr"]
+    redo = {"000": "en_us", "001": "en_us", "002": "de_de", "003": "de_de", "004": "fr_fr", "005": "fr_fr"}
     before = {}
-    for lang in redo:
-        (work / layout.MANIFEST.format(lang=lang)).unlink()
+    for job in redo:
+        (work / layout.MANIFEST.format(job=job)).unlink()
+        (work / layout.DOWNLOAD_STAMP.format(job=job)).unlink()
+    for lang in set(redo.values()):
         for i in range(4):
             wav = work / layout.AUDIO.format(sample=f"{lang}_{i:04d}")
             before[wav] = wav.read_bytes()
     faults = tmp_path / "faults"
     faults.mkdir()
     env = fault_env(faults, FAULT_FLEURS_FLAKY="en_us", FAULT_FLEURS_DOWN="de_de")
-    targets = [layout.MANIFEST.format(lang=lang) for lang in redo]
+    targets = [layout.DOWNLOAD_STAMP.format(job=job) for job in redo]
     proc = snakemake(work, "-j2", "--keep-going", *targets, "--configfile", str(OFFLINE),
                      env=env, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    reads = {lang: len((faults / f"fleurs_reads_{lang}").read_text().split()) for lang in redo}
-    assert reads == {"en_us": 2, "de_de": 3, "fr_fr": 1}
-    assert "de_de" in out and "FLEURS unreachable for de_de" in out
-    assert not (work / layout.MANIFEST.format(lang="de_de")).exists()
-    for lang in ("en_us", "fr_fr"):
-        assert (work / layout.MANIFEST.format(lang=lang)).exists()
-        for i in range(4):
-            wav = work / layout.AUDIO.format(sample=f"{lang}_{i:04d}")
-            assert wav.read_bytes() == before[wav]  # the retry wrote the same clips
+    reads = {lang: len((faults / f"fleurs_reads_{lang}").read_text().split()) for lang in set(redo.values())}
+    assert reads == {"en_us": 3, "de_de": 3, "fr_fr": 2}  # en_us: 000 twice, 001 once
+    assert "FLEURS unreachable for de_de" in out
+    for job, lang in redo.items():
+        assert (work / layout.DOWNLOAD_STAMP.format(job=job)).exists() == (lang != "de_de")
+    for wav, content in before.items():
+        if "de_de" not in wav.name:
+            assert wav.read_bytes() == content  # the retry wrote the same clips
 
 
 # --- full disk ----------------------------------------------------------------------
@@ -167,7 +171,7 @@ def test_full_disk_in_a_calibration_job_names_the_file(finished_run, tiny_disk):
     wav = str(finished_run / layout.AUDIO.format(sample="en_us_0000"))
     npy = tiny_disk / layout.ENCODER_NPY.format(sample="en_us_0000")
     with pytest.raises(OSError, match="No space left") as caught:
-        calibration.calibrate_encoder(snapshot, [wav], [str(npy)])
+        calib_helpers.calibrate_encoder(snapshot, [wav], [str(npy)])
     assert str(npy) in str(caught.value)
 
 
@@ -182,3 +186,34 @@ def test_enospc_from_any_writer_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=f"cannot write {final}: No space left"):
         atomic.write_json(final, {"language": "en_us"})
     assert list(final.parent.iterdir()) == []
+
+
+# --- file modes without touching the umask -------------------------------------------
+def test_writers_never_set_the_umask_and_give_plain_modes(tmp_path, monkeypatch):
+    """Reading the umask with os.umask sets it, process-wide, while writer threads create
+    files: the writers must not call it. Their files and folders still get the modes a
+    plain open() and mkdir() give under the umask."""
+    mask = os.umask(0o027)
+    os.umask(mask)
+
+    def forbidden(*args):
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    for umask in (0o022, 0o077, 0o002):
+        _set_umask_via_libc(umask)
+        assert atomic.current_umask() == umask
+        f = tmp_path / f"f{umask:o}.json"
+        atomic.write_json(f, {"x": 1})
+        with atomic.atomic_dir(tmp_path / f"d{umask:o}") as d:
+            (d / "inside").write_text("x")
+        assert (f.stat().st_mode & 0o777, (tmp_path / f"d{umask:o}").stat().st_mode & 0o777) == (
+            0o666 & ~umask, 0o777 & ~umask)
+    _set_umask_via_libc(mask)
+
+
+def _set_umask_via_libc(mask: int) -> None:
+    """Set the umask behind the patched os.umask, as another thread of the process could."""
+    import ctypes
+
+    ctypes.CDLL(None).umask(mask)

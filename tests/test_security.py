@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import reliability
 from conftest import REPO, offline_env, snakemake
-from whisper_mxq import atomic, calibration, layout, models
+from whisper_mxq import atomic, encoder_calibration, layout, models
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,7 @@ def test_no_trust_remote_code_anywhere():
 
 def test_every_np_load_refuses_pickles():
     calls = [(p, c) for p, c in _calls("load") if ast.unparse(c.func) in ("np.load", "numpy.load")]
-    assert calls, "expected np.load calls (atomic.read_npy, calibration.check_npy)"
+    assert calls, "expected np.load calls (atomic.read_npy, encoder_calibration.check_npy)"
     bad = [f"{p.relative_to(REPO)}:{c.lineno}" for p, c in calls if _keyword(c, "allow_pickle") is not False]
     assert bad == []
 
@@ -87,7 +87,7 @@ def test_pickled_npy_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"{npy}: not a readable .npy file"):
         atomic.read_npy(npy)
     with pytest.raises(ValueError, match=str(npy)):
-        calibration.check_npy(str(npy), (1, 3000, 80))
+        encoder_calibration.check_npy(str(npy), (1, 3000, 80))
 
 
 @pytest.mark.slow

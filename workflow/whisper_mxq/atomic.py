@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,15 +30,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=final.parent, prefix=f".{final.name}.", suffix=suffix or final.suffix or ".tmp"
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # Created with mode 0666 by os.open, which the kernel masks with the process umask:
+    # the result gets the mode a plain open() would give, and the umask is never read
+    # (reading it means setting it, process-wide, under writer threads).
+    tmp_path = _unique(final, suffix or final.suffix or ".tmp", _new_file)
     try:
         yield tmp_path
-        # mkstemp makes files 0600; give the result the mode a plain open() would.
-        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, final)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)
@@ -48,10 +47,46 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+def current_umask() -> int:
+    """The process umask, read without setting it: os.umask can only read by setting,
+    process-wide, which races writer threads creating files meanwhile. Linux shows it in
+    /proc/self/status; elsewhere a probe file created 0666 shows it in its mode."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    probe = _unique(Path(tempfile.gettempdir()) / "umask-probe", "", _new_file)
+    try:
+        return 0o777 & ~probe.stat().st_mode
+    finally:
+        probe.unlink()
+
+
+_umask = current_umask  # the name callers used before; reads, never sets
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _new_dir(path: Path) -> None:
+    os.mkdir(path, 0o777)
+
+
+def _unique(final: Path, suffix: str, create) -> Path:
+    """A new hidden sibling `.{name}.{random}{suffix}`, made by `create` (which must fail
+    with FileExistsError when the name is taken, as O_EXCL and mkdir do)."""
+    for _ in range(100):
+        candidate = final.parent / f".{final.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"cannot create a temporary name beside {final}")
 
 
 @contextlib.contextmanager
@@ -64,8 +99,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result should look like mkdir's
+    tmp = _unique(final, "", _new_dir)  # mode 0777 under the umask, as mkdir gives
     try:
         yield tmp
         if final.exists():
@@ -97,8 +131,29 @@ def write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None
 
 
 def write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> None:
-    # Sorted keys and a fixed indent: the same content gives the same bytes.
-    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", durable)
+    """Strict JSON: NaN or Infinity (which json.dumps writes as bare words no JSON
+    parser accepts) is refused naming the file and the key; the writers put None
+    (null) where there is no value. Sorted keys and a fixed indent: the same content
+    gives the same bytes."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        where = non_finite(obj)
+        raise ValueError(f"cannot write {path}: {where or 'a value'} is not finite ({e}); "
+                         "JSON has no NaN or Infinity") from e
+    write_text(path, text + "\n", durable)
+
+
+def non_finite(obj: Any, where: str = "") -> str | None:
+    """The key path (`languages.en_us.wer`) of the first NaN/Inf float in `obj`, or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "the value")
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = non_finite(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,19 +1,31 @@
-"""Step 1a: FLEURS clips of one download job -> 16 kHz mono WAVs, a manifest, a stamp.
+"""Step 1a: source clips of one download job -> 16 kHz mono WAVs, a manifest, a stamp.
 
-FLEURS is read from the Hub's Parquet export (`refs/convert/parquet`), so no loading
-script and no remote code run; a local folder in the same layout stands in for the
-Hub. Audio stays undecoded in `datasets` (no FFmpeg) and soundfile decodes it.
+Two kinds of source (`fleurs.source`), told apart by what the location holds:
+
+- FLEURS' Parquet layout `{lang}/{split}/*.parquet` (columns id, audio{bytes, path},
+  transcription, raw_transcription; others are ignored): a Hub dataset id, read from
+  the Hub's Parquet export (`refs/convert/parquet`: no loading script, no remote
+  code), or a local folder in the same layout.
+- Your own audio: a local folder holding `{split}.tsv` (columns file, language,
+  transcription; files relative to the folder, in any format soundfile reads).
+
+Either way `stream_rows` yields one language's rows in file order with the same keys,
+audio as raw bytes that soundfile decodes (no FFmpeg): downloads, held-out evaluation
+and the job chaining never need to know which kind it was.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from . import atomic, audio
-from .languages import whisper_code
+from .languages import FLEURS_TO_WHISPER, whisper_code
 
 PARQUET_REVISION = "refs/convert/parquet"
 # Download always fills a language with the clips asked for, skipping bad ones, so a
@@ -23,17 +35,32 @@ PARQUET_REVISION = "refs/convert/parquet"
 MAX_SKIPPED_FRACTION = 0.5
 # FLEURS columns the workflow reads; a shard without one of them is refused.
 REQUIRED_COLUMNS = ("id", "audio", "transcription", "raw_transcription")
+# Rows are read a few at a time: memory holds a few clips, never a shard.
+PARQUET_BATCH_ROWS = 16
+# A row group whose audio would decompress to more than this is refused unread
+# (FLEURS' export: ~100 clips of ~1 MB a row group).
+MAX_ROW_GROUP_AUDIO_BYTES = 4 * 1024**3
+# An audio folder's list: `{split}.tsv` with these columns (others are ignored).
+TSV_COLUMNS = ("file", "language", "transcription")
+MAX_TSV_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where FLEURS comes from: a Hub dataset id or a local folder of Parquet shards."""
+    """Where clips come from: a Hub dataset id, a local folder of FLEURS Parquet shards,
+    or a local folder of audio files listed in `{split}.tsv`."""
 
     location: str
     split: str = "validation"
 
     def is_local(self) -> bool:
         return os.path.isdir(self.location)
+
+    def tsv(self) -> str:
+        return os.path.join(self.location, f"{self.split}.tsv")
+
+    def is_audio_folder(self) -> bool:
+        return self.is_local() and os.path.lexists(self.tsv())
 
     def data_files(self, lang: str) -> str:
         # The export stores `{config}/{split}/NNNN.parquet` (or `partial-{split}` when
@@ -45,36 +72,234 @@ class Source:
 
 
 def stream_rows(source: Source, lang: str) -> Iterator[dict]:
-    """FLEURS rows of one language in file order, audio as raw bytes."""
-    import datasets
+    """One language's rows in file order, audio as raw bytes, with FLEURS' keys (id,
+    path, audio{bytes, path}, transcription, raw_transcription) from either kind. A row
+    that cannot serve carries `problem` (why), which the download records as a skip."""
+    if source.is_audio_folder():
+        yield from audio_folder_rows(source, lang)
+    else:
+        yield from parquet_rows(source, lang)
+
+
+def _not_regular(path: str) -> str | None:
+    """Why `path` is no file to open (a FIFO would block the reader, a device never
+    ends), or None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f"{path}: cannot read ({e.strerror or e})"
+    return None if stat.S_ISREG(mode) else f"{path}: {audio.file_kind(mode)}, not a regular file"
+
+
+# --- FLEURS Parquet shards ------------------------------------------------------------
+def shard_paths(source: Source, lang: str) -> tuple[object, list[str]]:
+    """(filesystem, shard paths in name order) of one language: fsspec globs the local
+    folder and the Hub's export (`hf://`) alike."""
+    import fsspec
 
     files = source.data_files(lang)
     try:
-        ds = datasets.load_dataset(
-            "parquet", data_files={source.split: files}, split=source.split, streaming=True
-        )
-    except FileNotFoundError as e:
-        raise ValueError(
-            f"language {lang!r}: no FLEURS {source.split!r} shards at {files} ({e})"
-        ) from e
-    except ValueError as e:  # a local glob matching nothing: "all the data_files are invalid"
-        raise ValueError(
-            f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} ({e})"
-        ) from e
-    missing = [c for c in REQUIRED_COLUMNS if c not in (ds.column_names or REQUIRED_COLUMNS)]
+        fs, pattern = fsspec.core.url_to_fs(files)
+        paths = sorted(fs.glob(pattern))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} ({e})") from e
+    if not paths:
+        raise ValueError(f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} "
+                         "(no file matches)")
+    for path in paths if source.is_local() else ():
+        if reason := _not_regular(path):
+            raise ValueError(f"language {lang!r}: {reason}; only regular files are read")
+    return fs, paths
+
+
+class ShardError(ValueError):
+    """A shard that cannot be read; the message names it."""
+
+
+def parquet_rows(source: Source, lang: str) -> Iterator[dict]:
+    """Rows of every shard in turn. A shard with zero rows (its footer says so) is read
+    as empty: no row group of it is touched (pyarrow refuses a batch of 0 rows)."""
+    import pyarrow.parquet as pq
+
+    fs, paths = shard_paths(source, lang)
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as f:
+                shard = pq.ParquetFile(f)
+                if shard.metadata.num_rows == 0:
+                    continue  # whatever its schema: it has nothing to give
+                yield from _shard_rows(shard, _columns(shard, lang, path), path)
+        except ShardError:
+            raise
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise ShardError(f"language {lang!r}: cannot read FLEURS shard {path} ({e})") from e
+
+
+def _columns(shard, lang: str, path: str) -> list[str]:
+    names = shard.schema_arrow.names
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"language {lang!r}: FLEURS shards {files} lack columns {missing}")
-    if isinstance(ds.features.get("audio"), datasets.Audio):
-        ds = ds.cast_column("audio", datasets.Audio(decode=False))
-    yield from ds
+        raise ShardError(f"language {lang!r}: FLEURS shards {path} lack columns {missing}")
+    return [*REQUIRED_COLUMNS, *(["path"] if "path" in names else [])]
 
 
+def _shard_rows(shard, columns: list[str], path: str) -> Iterator[dict]:
+    for group in range(shard.metadata.num_row_groups):
+        meta = shard.metadata.row_group(group)
+        if meta.num_rows == 0:
+            continue
+        size = sum(meta.column(c).total_uncompressed_size for c in range(meta.num_columns)
+                   if meta.column(c).path_in_schema.split(".")[0] == "audio")
+        if size > MAX_ROW_GROUP_AUDIO_BYTES:
+            raise ShardError(f"{path}: row group {group} holds {size} bytes of audio "
+                             f"(over {MAX_ROW_GROUP_AUDIO_BYTES}); it is not read")
+        for batch in shard.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
+            yield from batch.to_pylist()
+
+
+# --- your own audio: a folder and a TSV -----------------------------------------------
+@dataclass(frozen=True)
+class TsvRow:
+    line: int  # in the TSV, 1 = the header
+    file: str  # as written, relative to the folder
+    language: str
+    transcription: str
+    problem: str | None  # why the row cannot serve, or None
+
+
+def read_tsv(source: Source) -> list[TsvRow]:
+    """Every row of `{split}.tsv`, checked. Errors (the whole list is wrong): no such
+    file, not UTF-8, a missing column, a row of another width, a language the workflow
+    does not know, a file path leaving the folder. Per-row problems (recorded as skips
+    by the download): an empty transcription, a file listed twice."""
+    tsv = source.tsv()
+    text = _read_tsv_text(tsv)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{tsv}: empty; expected a header row with columns {list(TSV_COLUMNS)}")
+    header = [h.strip() for h in header]
+    missing = [c for c in TSV_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{tsv}: no column {missing} in the header row {header} "
+                         f"(config key 'fleurs.source' names an audio folder: columns {list(TSV_COLUMNS)})")
+    index = {c: header.index(c) for c in TSV_COLUMNS}
+    rows, seen = [], {}
+    for fields in reader:
+        line = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue  # a blank line holds no row
+        if len(fields) != len(header):
+            raise ValueError(f"{tsv} line {line}: {len(fields)} tab-separated fields, the header has {len(header)}")
+        file, lang, text_ = (fields[index[c]].strip() for c in TSV_COLUMNS)
+        _check_tsv_language(tsv, line, lang)
+        _inside_folder(source.location, tsv, line, file)
+        problem = None
+        if not text_:
+            problem = f"{tsv} line {line}: empty transcription"
+        elif os.path.normpath(file) in seen:
+            problem = f"{tsv} line {line}: {file} is listed again (first on line {seen[os.path.normpath(file)]})"
+        seen.setdefault(os.path.normpath(file), line)
+        rows.append(TsvRow(line, file, lang, text_, problem))
+    return rows
+
+
+def _read_tsv_text(tsv: str) -> str:
+    try:
+        data = audio.read_regular_file(tsv, MAX_TSV_BYTES)
+    except audio.BadAudio as e:  # the same rule for any file the workflow reads
+        raise ValueError(str(e)) from e
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark from spreadsheet exports is fine
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{tsv}: not UTF-8 text ({e})") from e
+
+
+def _check_tsv_language(tsv: str, line: int, lang: str) -> None:
+    if lang not in FLEURS_TO_WHISPER:
+        raise ValueError(
+            f"{tsv} line {line}: language {lang!r} (column 'language') is not a FLEURS config "
+            f"code the workflow maps to Whisper (known: {', '.join(FLEURS_TO_WHISPER)})"
+        )
+
+
+def _inside_folder(folder: str, tsv: str, line: int, file: str) -> None:
+    """A listed file must stay inside the folder, also through links."""
+    if not file:
+        raise ValueError(f"{tsv} line {line}: empty 'file' column")
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(folder, file))
+    if os.path.isabs(file) or os.path.commonpath([root, target]) != root:
+        raise ValueError(f"{tsv} line {line}: file {file!r} leaves the folder {folder} "
+                         "(files are listed relative to it and must stay inside)")
+
+
+def audio_folder_rows(source: Source, lang: str) -> Iterator[dict]:
+    """One language's TSV rows in file order as FLEURS-keyed rows; each file is read
+    (regular files of bounded size only) when its row is reached."""
+    rows = [r for r in read_tsv(source) if r.language == lang]
+    if not rows:
+        raise ValueError(f"language {lang!r}: no rows in {source.tsv()} (column 'language')")
+    for r in rows:
+        problem, data = r.problem, None
+        if problem is None:
+            try:
+                data = audio.read_regular_file(os.path.join(source.location, r.file))
+            except audio.BadAudio as e:
+                problem = f"{source.tsv()} line {r.line}: {e}"
+        yield {
+            "id": r.line, "path": r.file, "audio": {"bytes": data, "path": r.file},
+            "transcription": r.transcription, "raw_transcription": r.transcription,
+            "problem": problem, "name": f"{lang} {source.tsv()} line {r.line} ({r.file})",
+        }
+
+
+def check_source(location: str, split: str, languages: list[str]) -> None:
+    """Parse-time check of a local source (cheap: a TSV, directory listings). Errors
+    name `fleurs.source` and what is wrong; a Hub id is left to the download jobs."""
+    source = Source(location, split)
+    if not source.is_local():
+        if os.path.lexists(location):
+            raise ValueError(f"config key 'fleurs.source': {location!r} is a file, not a folder")
+        return
+    if source.is_audio_folder():
+        try:
+            rows = read_tsv(source)
+        except ValueError as e:
+            raise ValueError(f"config key 'fleurs.source': {e}") from e
+        found = {r.language for r in rows}
+        lacking = [lang for lang in languages if lang not in found]
+        if lacking:
+            raise ValueError(f"config key 'fleurs.source': {source.tsv()} has no rows for languages {lacking} "
+                             "(config key 'languages')")
+        shards = [lang for lang in os.listdir(location) if os.path.isdir(os.path.join(location, lang))
+                  and lang in FLEURS_TO_WHISPER]
+        if shards:
+            raise ValueError(f"config key 'fleurs.source': {location} holds both {source.tsv()} and FLEURS "
+                             f"shard folders {shards}: keep one kind of source per folder")
+        return
+    import glob
+
+    lacking = [lang for lang in languages if not glob.glob(source.data_files(lang))]
+    if lacking:
+        raise ValueError(
+            f"config key 'fleurs.source': {location} holds neither {split}.tsv (an audio folder) nor "
+            f"FLEURS shards {{lang}}/{split}/*.parquet for languages {lacking}"
+        )
+
+
+# --- one download job -----------------------------------------------------------------
 def audio_bytes(row: dict, name: str) -> bytes:
     value = row.get("audio")
     data = value.get("bytes") if isinstance(value, dict) else None
     if not data:
         raise audio.BadAudio(f"{name}: no audio bytes in the row")
     return data
+
+
+def row_name(lang: str, row: dict) -> str:
+    """How skips and errors name a row: its place in the source."""
+    return row.get("name") or f"{lang} FLEURS id {row['id']} ({row.get('path', '')})"
 
 
 @dataclass(frozen=True)
@@ -91,10 +316,12 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
     """Write the first `part.count` usable clips of `rows` (the language's rows from
     row 0; those before `part.first_row` are passed over) to `wav_paths`.
 
-    Bad clips (undecodable, empty, silent, over 30 s, NaN) are skipped with their reason
-    and the next clip takes their place, so the language still yields exactly the
-    samples the DAG expects, or fails naming itself. Rows whose sentence is in `exclude`
-    (held-out evaluation: the calibration sentences) are passed over unrecorded.
+    Bad clips (unreadable, undecodable, empty, too short, silent, over 30 s, NaN, an
+    absurd header) are skipped with their reason and the next clip takes their place,
+    so the language still yields exactly the samples the DAG expects, or fails naming
+    itself. Rows whose sentence is in `exclude` (held-out evaluation: the calibration
+    sentences) are passed over unrecorded. Clips with samples at full scale are kept;
+    each records how many (`clipped_samples`), and the language how many such clips.
     """
     lang, kept, skipped = part.lang, [], []
     next_row = part.first_row
@@ -109,9 +336,11 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
             raise ValueError(f"language {lang!r}: FLEURS row lacks columns {missing}")
         if exclude and (row["raw_transcription"] or "").strip() in exclude:
             continue
-        name = f"{lang} FLEURS id {row['id']} ({row.get('path', '')})"
+        name = row_name(lang, row)
         try:
-            samples = audio.prepare(audio_bytes(row, name), name)
+            if row.get("problem"):
+                raise audio.BadAudio(row["problem"])
+            samples, clipped = audio.prepare_clip(audio_bytes(row, name), name)
         except audio.BadAudio as e:
             skipped.append({"fleurs_id": row["id"], "path": row.get("path"), "row": row_index, "reason": str(e)})
             continue
@@ -129,6 +358,7 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
             "transcription": row["transcription"],
             "raw_transcription": row["raw_transcription"],
             "duration_s": round(samples.shape[0] / audio.SAMPLE_RATE, 3),
+            "clipped_samples": clipped,
             "sha256": hashlib.sha256(clip).hexdigest(),
         })
     if len(kept) < part.count:
@@ -140,7 +370,8 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
         )
     check_skipped(lang, len(kept), skipped, max_skipped_fraction)
     return {"whisper_language": whisper_code(lang), "first_row": part.first_row,
-            "next_row": next_row, "samples": kept, "skipped": skipped}
+            "next_row": next_row, "samples": kept, "skipped": skipped,
+            "clipped_clips": sum(1 for s in kept if s["clipped_samples"])}
 
 
 def check_skipped(lang: str, n_kept: int, skipped: list[dict], max_fraction: float) -> None:
@@ -181,7 +412,8 @@ def download_job(
         rows = stream_rows(source, part.lang)
         languages[part.lang] = take_clips(rows, part, paths, where, max_skipped_fraction,
                                           (exclude or {}).get(part.lang, frozenset()))
-    manifest = {"source": where, "languages": languages}
+    # The order is the job's sample order; the JSON writer sorts the languages' keys.
+    manifest = {"source": where, "languages": languages, "language_order": [p.lang for p in parts]}
     atomic.write_json(manifest_path, manifest)
     atomic.write_json(stamp_path, {
         "manifest_sha256": file_sha256(manifest_path),
@@ -211,21 +443,24 @@ def next_row(stamp_path: str, lang: str) -> int:
 
 
 def manifest_samples(manifest: dict) -> list[dict]:
-    """Every kept clip of a job's manifest, with its language, in list order."""
-    return [{**s, "language": lang} for lang, m in manifest["languages"].items() for s in m["samples"]]
+    """Every kept clip of a job's manifest, with its language, in the job's sample order
+    (`language_order`: the manifest is written with sorted keys, so the mapping of
+    languages comes back alphabetical)."""
+    order = manifest.get("language_order") or list(manifest["languages"])
+    return [{**s, "language": lang} for lang in order for s in manifest["languages"][lang]["samples"]]
 
 
 def clip_checker(*manifests: dict):
     """A function that reads a clip of these manifests and refuses it when its bytes are
-    no longer the ones downloaded (replaced by hand, truncated by a full disk)."""
+    no longer the ones downloaded (replaced by hand, truncated by a full disk), or when
+    it is no regular file of bounded size any more (a FIFO or device put in its place)."""
     expected = {os.path.normpath(s["wav"]): s["sha256"] for m in manifests for s in manifest_samples(m)}
 
     def load(wav_path: str):
         name = os.path.normpath(wav_path)
         if name not in expected:
             raise ValueError(f"{wav_path}: not a clip of this job's manifest")
-        with open(wav_path, "rb") as f:
-            clip = f.read()
+        clip = audio.read_regular_file(wav_path)
         if hashlib.sha256(clip).hexdigest() != expected[name]:
             raise ValueError(f"{wav_path}: not the clip downloaded (its checksum differs from "
                              "the manifest's); delete the job's manifest and run again to download afresh")

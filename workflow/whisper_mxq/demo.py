@@ -12,9 +12,9 @@ them, so importing this module (or the package) stays cheap.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import io
+import json
 import os
 import random
 import subprocess
@@ -38,76 +38,6 @@ NUM_LANGUAGES = 99
 # ---------------------------------------------------------------------------------------
 # Tokenizer
 # ---------------------------------------------------------------------------------------
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map, the alphabet of byte-level BPE vocabularies.
-
-    Written out here because transformers 5 no longer exports it from the GPT-2 module.
-    """
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    mapping = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
-def _read_tiktoken(name: str) -> dict[bytes, int]:
-    """Ranks of openai-whisper's packaged vocabulary ("multilingual" or "gpt2")."""
-    import whisper
-
-    path = Path(whisper.__file__).parent / "assets" / f"{name}.tiktoken"
-    ranks: dict[bytes, int] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
-
-
-def _bpe_split(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    """Re-run tiktoken's BPE on `token` using only merges ranked below `max_rank`.
-
-    What is left is the pair the last merge joined: tiktoken stores ranks, not merges,
-    and a Hugging Face BPE model needs the merges.
-    """
-    parts = [bytes([b]) for b in token]
-    while True:
-        candidates = [(ranks.get(parts[i] + parts[i + 1]), i) for i in range(len(parts) - 1)]
-        candidates = [(r, i) for r, i in candidates if r is not None and r < max_rank]
-        if not candidates:
-            return parts
-        _, i = min(candidates)
-        parts[i : i + 2] = [parts[i] + parts[i + 1]]
-
-
-@lru_cache(maxsize=None)
-def _bpe_tables(name: str) -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
-    """Byte-level vocabulary and rank-ordered merges of a tiktoken file (the costly part).
-
-    Every rank keeps its id, including multilingual's empty rank-50256 entry: dropping
-    it would shift every special token id by one.
-    """
-    ranks = _read_tiktoken(name)
-    to_str = _bytes_to_unicode()
-
-    def text(b: bytes) -> str:
-        return "".join(to_str[x] for x in b)
-
-    vocab = {text(token): rank for token, rank in ranks.items()}
-    merges = []
-    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        if len(token) >= 2:
-            first, second = _bpe_split(ranks, token, rank)  # exactly two for Whisper's files
-            merges.append((text(first), text(second)))
-    return vocab, tuple(merges)
 
 
 def language_tokens(num_languages: int = NUM_LANGUAGES) -> list[str]:
@@ -141,31 +71,79 @@ def timestamp_tokens() -> list[str]:
     return [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
 
 
+def _tiktoken_file(name: str) -> str:
+    """openai-whisper's packaged vocabulary ("multilingual" or "gpt2")."""
+    import whisper
+
+    return str(Path(whisper.__file__).parent / "assets" / f"{name}.tiktoken")
+
+
+@lru_cache(maxsize=None)
+def tokenizer_json(english_only: bool = False, num_languages: int = NUM_LANGUAGES) -> str:
+    """Whisper's tokenizer as a `tokenizer.json`, converted from openai-whisper's tiktoken
+    vocabulary by transformers' own TikTokenConverter (cached: ~1 s).
+
+    Control tokens are special, timestamps plain added tokens, as on the Hub. Every id
+    is checked against openai-whisper's encoding: a conversion that numbered anything
+    differently (multilingual's empty rank-50256 entry dropped, say) would shift every
+    special token id, so it fails here instead.
+    """
+    from tokenizers import AddedToken
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from whisper.tokenizer import get_encoding
+
+    name = "gpt2" if english_only else "multilingual"
+    encoding = get_encoding(name, num_languages=num_languages)
+    control = whisper_special_tokens(num_languages)
+    # transformers 5 calls the argument extra_special_tokens, 4.x additional_special_tokens;
+    # each ignores the other's.
+    converter = TikTokenConverter(vocab_file=_tiktoken_file(name), pattern=encoding._pat_str,
+                                  extra_special_tokens=control, additional_special_tokens=control)
+    tok = converter.converted()
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in timestamp_tokens()])
+    wrong = {t: (tok.token_to_id(t), i) for t, i in encoding._special_tokens.items() if tok.token_to_id(t) != i}
+    if wrong or tok.get_vocab_size() != encoding.n_vocab:
+        raise RuntimeError(f"converted Whisper tokenizer disagrees with openai-whisper's ids: {dict(list(wrong.items())[:5])}, "
+                           f"{tok.get_vocab_size()} ids against {encoding.n_vocab}")
+    return tok.to_str()
+
+
+def write_tokenizer(folder: str | os.PathLike, english_only: bool = False, *,
+                    num_languages: int = NUM_LANGUAGES) -> None:
+    """Whisper's tokenizer files in the Hub repositories' layout (tokenizer.json,
+    tokenizer_config.json, vocab.json, merges.txt), which transformers 4.50 and 5 read."""
+    from whisper_mxq import models
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(tokenizer_json(english_only, num_languages), encoding="utf-8")
+    eot = "<|endoftext|>"
+    config = {
+        "tokenizer_class": "WhisperTokenizer",
+        "model_max_length": 448,
+        "bos_token": eot, "eos_token": eot, "unk_token": eot, "pad_token": eot,
+        "additional_special_tokens": whisper_special_tokens(num_languages),
+        "add_prefix_space": False,
+        "errors": "replace",
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    models.make_portable(folder)
+
+
 def build_tokenizer(
     english_only: bool = False, *, num_languages: int = NUM_LANGUAGES
 ) -> WhisperTokenizerFast:
     """Whisper's Hugging Face tokenizer, built offline from openai-whisper's vocabulary.
 
-    Ids match openai-whisper's own tokenizer. The costly BPE tables are cached in-process;
-    the tokenizer object itself is rebuilt each call (milliseconds) so one caller's
-    `set_prefix_tokens` never leaks into another's.
+    Ids match openai-whisper's own tokenizer. Loaded from files written as the Hub's
+    (write_tokenizer), so transformers 4.50 and 5 build the same object; a new object
+    each call, so one caller's `set_prefix_tokens` never leaks into another's.
     """
-    from tokenizers import AddedToken
     from transformers import WhisperTokenizerFast
 
-    vocab, merges = _bpe_tables("gpt2" if english_only else "multilingual")
-    tok = WhisperTokenizerFast(
-        vocab=dict(vocab), merges=list(merges), pad_token="<|endoftext|>", model_max_length=448
-    )
-    # As on the Hub: control tokens are "extra special" (skipped by decode, and listed in
-    # all_special_ids, whose last entry _decode_with_timestamps takes as the timestamp
-    # base); timestamps are plain added tokens.
-    specials = [
-        AddedToken(t, special=True, normalized=False) for t in whisper_special_tokens(num_languages)
-    ]
-    tok.add_special_tokens({"extra_special_tokens": specials})
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in timestamp_tokens()])
-    return tok
+    with tempfile.TemporaryDirectory(prefix="whisper-tokenizer.") as tmp:
+        write_tokenizer(tmp, english_only, num_languages=num_languages)
+        return WhisperTokenizerFast.from_pretrained(tmp, local_files_only=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,11 +235,7 @@ def build_tiny_model(
     generates with language/task forced. Same arguments give byte-identical weights.
     """
     import torch
-    from transformers import (
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-    )
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     tok = build_tokenizer(english_only)
     torch.manual_seed(seed)  # the only source of randomness in the weights
@@ -270,9 +244,9 @@ def build_tiny_model(
     features = WhisperFeatureExtractor(feature_size=num_mel_bins)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)  # safetensors
-        WhisperProcessor(feature_extractor=features, tokenizer=tok).save_pretrained(tmp)
-        # preprocessor_config.json too, as Hub repos have it: transformers 4.x (beside
-        # qbcompiler) looks for it; transformers 5 reads processor_config.json.
+        # The processor in the Hub's layout, which transformers 4.50 (beside qbcompiler)
+        # and 5 both read: tokenizer files and preprocessor_config.json.
+        write_tokenizer(tmp, english_only)
         features.save_pretrained(tmp)
 
 
