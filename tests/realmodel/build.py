@@ -66,7 +66,7 @@ def _describe(kind: str, item: Any, split: str, seconds: float) -> dict[str, Any
 
 def write_speech(out_dir: Path, cache: Path | None = None) -> list[dict[str, Any]]:
     """FLEURS-layout shards of both splits; returns the catalogue of what went where."""
-    from whisper_mxq import audio, demo
+    from whisper_mxq import demo
 
     catalogue, index = [], 0
     for split, items in plan().items():
@@ -77,7 +77,7 @@ def write_speech(out_dir: Path, cache: Path | None = None) -> list[dict[str, Any
                 samples, text = speech.samples(item, cache), item.transcript
             else:
                 samples, text = speech.synthetic_samples(*item), item[1]
-            rows.append(demo.fleurs_row(speech.FLEURS_LANG, index, text, audio.wav_bytes(samples)))
+            rows.append(demo.fleurs_row(speech.FLEURS_LANG, index, text, speech.wav_bytes(samples)))
             catalogue.append(_describe(kind, item, split, len(samples) / speech.SAMPLE_RATE))
             index += 1  # ids and file names unique across both splits
         demo.write_fleurs_rows(out_dir / FLEURS_DIR / speech.FLEURS_LANG / split / "0000.parquet", rows)

@@ -187,15 +187,14 @@ def size_mb(path: str | os.PathLike) -> float:
 def load_clips(model: Model, built_dir: str | os.PathLike, split: str) -> list[Clip]:
     """The built FLEURS shard of `split` as clips (audio decoded from the Parquet bytes)."""
     import pyarrow.parquet as pq
-    from whisper_mxq import audio
 
     from .build import FLEURS_DIR
-    from .speech import FLEURS_LANG
+    from .speech import FLEURS_LANG, decode
 
     table = pq.read_table(Path(built_dir) / FLEURS_DIR / FLEURS_LANG / split / "0000.parquet")
     clips = []
     for row in table.to_pylist():
-        samples = audio.prepare(row["audio"]["bytes"], row["path"])
+        samples = decode(row["audio"]["bytes"])
         clips.append(model.clip(row["path"], row["raw_transcription"], samples))
     return clips
 

@@ -178,23 +178,41 @@ def check_transcript(clip: Clip, cache: Path | None = None) -> None:
         raise ValueError(f"{clip.name}: transcript {clip.transcript!r} not found in {clip.evidence}")
 
 
-def samples(clip: Clip, cache: Path | None = None) -> np.ndarray:
-    """The clip as float32 mono 16 kHz samples (decoded with soundfile, soxr resampling)."""
-    from whisper_mxq import audio
+def decode(data: bytes) -> np.ndarray:
+    """Audio file bytes -> float32 mono 16 kHz (soundfile; soxr's high quality resampler,
+    which the workflow's own resampling uses too)."""
+    import soundfile as sf
+    import soxr
 
+    frames, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    mono = frames.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """16 kHz mono 16-bit PCM WAV, FLEURS' own format."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def samples(clip: Clip, cache: Path | None = None) -> np.ndarray:
+    """The clip (or its span) as float32 mono 16 kHz samples."""
     data = member_bytes(clip.archive, clip.member, cache)
     if clip.raw_pcm16:
         mono = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     else:
-        decoded, rate = audio.decode(data, clip.name)
-        mono = audio.to_mono_16k(decoded, rate)
+        mono = decode(data)
     first = int(round(clip.start * SAMPLE_RATE))
     last = None if clip.end is None else int(round(clip.end * SAMPLE_RATE))
     return np.ascontiguousarray(mono[first:last])
 
 
 def synthetic_samples(voice: str, text: str) -> np.ndarray:
-    from whisper_mxq import audio, demo
+    from whisper_mxq import demo
 
-    decoded, rate = audio.decode(demo.espeak_wav(text, voice), text)
-    return audio.to_mono_16k(decoded, rate)
+    return decode(demo.espeak_wav(text, voice))

@@ -1,33 +1,46 @@
 """An INT8 recipe a trained Whisper survives, on ONNX Runtime's own static quantizer.
 
-Static per-tensor INT8 of every Conv/MatMul/Gemm (`naive`) is harmless on a random
-model and ruinous on a trained one: two kinds of input cannot be represented by 256
-evenly spaced levels over their calibrated range.
+Static per-tensor INT8 of every Conv/MatMul/Gemm (`naive`, the workflow's first
+backend) is harmless on a random model and ruinous on a trained one (OpenAI's tiny.en:
+encoder SQNR ~3 dB, WER 0.16 -> 1.06 on held-out speech). Three things break it:
 
 - MatMuls whose both inputs are activations (attention: Q x K^T, probabilities x V).
-  Neither side has a weight whose per-channel scales could absorb its range, and the
-  softmax probabilities over up to 1500 positions are mostly below one int8 step of
-  1/255, so most of the attention weights round to zero.
-- Inputs with outliers (in Whisper, the fc2 inputs reach several hundred in the last
-  layers while most values are near zero): the step that covers the outliers erases
-  everything else.
+  Neither side has weights whose per-channel scales could absorb its range, and the
+  softmax probabilities over up to 1500 positions mostly fall below one int8 step.
+- Inputs with outliers. Whisper's fc2 inputs carry single "massive" values (~560 at one
+  position of one channel in tiny.en's last encoder layer) next to values below 1: the
+  step that covers the outlier rounds the rest away. Over the whole tensor the outlier's
+  own energy hides this (31 dB), so the test looks at the typical values: those up to
+  the 99.9th percentile of |x| (`int8_bulk_sqnr_db`: 14.6 dB there).
+- Requantizing a compute node's output to int8. The exported graphs split Linear into
+  MatMul + Add(bias), and ORT's QDQ format quantizes the MatMul's output before the bias
+  is added; where the bias cancels most of the product (fc2), int8 there costs the
+  encoder ~20 dB. An integer kernel adds the bias to its int32 accumulator first.
 
 `default` therefore decides from the graph and the calibration data, never from node
-names: activations feeding a MatMul of two activations, and every other compute input
-whose own int8 round trip on the calibration data stays below `MIN_INT8_SQNR_DB`, get
-16-bit activations (ORT's per-tensor `TensorQuantOverrides`; unsigned when the tensor is
-never negative, as probabilities); an input that not even 16 bits represent keeps its
-node in float (`nodes_to_exclude`). Weights are int8 per output channel. Everything
-else is what `naive` does: signed int8, QDQ, ORT's calibration method.
+names, with ORT's per-tensor `TensorQuantOverrides`:
+- the inputs of every MatMul of two activations: 16-bit (QInt16);
+- every other compute input whose typical values keep less than MIN_INT8_SQNR_DB
+  through int8 at its calibrated range: 16-bit; an input that not even 16 bits serve
+  leaves its node in float (`nodes_to_exclude`);
+- every compute node's output: requantized to 16 bits, not 8. Leaving outputs
+  unquantized instead (OpTypesToExcludeOutputQuantization) makes onnxruntime 1.32's
+  MatMulAddFusion build an invalid graph when 16-bit inputs are present;
+- weights: int8 per output channel (ORT's per_channel);
+- everything else as `naive`: signed int8 activations, QDQ, ORT's calibration method.
+On tiny.en the 16-bit inputs are the attention MatMuls, the fc2 inputs of the encoder's
+layers 0-3 and of the decoder's first two layers, conv2's input and the decoder's
+first-layer projections; MIN_INT8_SQNR_DB = 28 dB sits below the 30-37 dB that the
+other inputs (layer-norm outputs, attention context) keep.
 
-SmoothQuant is not used: ORT's implementation imports neural-compressor's ONNX
-adaptor, which only neural-compressor 2.x ships (with opencv, pandas, scikit-learn
-and pycocotools among its requirements); 16-bit activations for the few outlier
-inputs reach the accuracy goal without it.
+SmoothQuant is not used: ORT's SmoothQuant imports neural-compressor's ONNX adaptor
+(`neural_compressor.adaptor.ox_utils`), which neural-compressor 3.x no longer ships and
+2.x brings with opencv, pandas, scikit-learn and pycocotools among its requirements;
+16-bit activations on the few outlier inputs reach the accuracy goal without it.
 
-`node_sensitivity` compares every quantized node's output in the INT8 model with the
-same tensor of the FP32 model on given feeds (cumulative error: upstream nodes'
-quantization included), the per-node table for the report.
+`node_sensitivity` compares every compute node's output in the INT8 model with the same
+tensor of the FP32 model on given feeds (cumulative: upstream quantization included),
+the per-node table for the report.
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 # An input whose typical values (up to the BULK_QUANTILE of |x|) keep less signal than
 # this over int8 rounding noise, at the range calibration gives the whole tensor, goes
 # 16-bit; one that not even 16 bits serve keeps its node in float.
-MIN_INT8_SQNR_DB = 25.0
+MIN_INT8_SQNR_DB = 28.0
 BULK_QUANTILE = 0.999
 # Calibration feeds the statistics pass reads at most (spread over the whole set), and
 # values kept per tensor and feed for the round-trip test (a strided sample).
