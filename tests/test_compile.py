@@ -191,16 +191,20 @@ TUTORIAL_LLM = {
     "1.0.1": {"generation": "1.0", "apply": True, "use_full_seq_length": True},
 }
 NEW_LLM = {"class": "LlmConfig", "apply": True, "attributes": {"calibration": {"use_full_seq_length": True}}}
-TARGET_SPELLING = {"0.12.0": None, "1.0.1": None, "1.1.2": "aries2", "1.2.0": "aries-rb", "1.3.0": "aries-rb"}
+# The board each generation's run compiles for, and its name as the release spells it.
+TARGET = {"0.12.0": ("aries-rb", None), "1.0.1": ("aries-rb", None), "1.1.2": ("regulus-rb", "regulus2"),
+          "1.2.0": ("regulus-rb", "regulus-rb"), "1.3.0": ("aries-rb", "aries-rb")}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", GENERATIONS)
 def test_demo_compiles_through_each_generation(demo_run, tmp_path, version):
-    """The tutorial recipe on ARIES, as each release spells it; the binary's inputs
-    checked against the calibration by the qbruntime double."""
+    """The tutorial recipe as each release spells it (REGULUS where the release has a
+    target_device: Mobilint's REGULUS scripts of that time); the binary's inputs checked
+    against the calibration by the qbruntime double."""
     work = copy_run(demo_run, tmp_path / "run")
-    _, calls = compile_demo(work, version, {"device": "cuda"})
+    target, spelled = TARGET[version]
+    _, calls = compile_demo(work, version, {"device": "cuda", "target_device": target})
     mblt, mxq = by_part(calls, "mblt_compile"), by_part(calls, "mxq_compile")
     assert set(mblt) == set(mxq) == {"encoder", "decoder"}
     new_parser = version >= "1.3"
@@ -213,9 +217,10 @@ def test_demo_compiles_through_each_generation(demo_run, tmp_path, version):
     else:
         assert mblt["encoder"]["backend"] == ("torch" if version < "1.1" else "hf")
         assert mblt["decoder"]["backend"] == "hf"
-    assert all(c["target_device"] == TARGET_SPELLING[version] for c in [*mblt.values(), *mxq.values()])
+    assert all(c["target_device"] == spelled for c in [*mblt.values(), *mxq.values()])
     assert {c["device"] for c in mxq.values()} == {"cuda" if version < "1.1" else "gpu"}
-    assert mxq["encoder"]["inference_scheme"] == "global4" and mxq["decoder"]["inference_scheme"] is None
+    schemes = ("single", "single") if target == "regulus-rb" else ("global4", None)
+    assert (mxq["encoder"]["inference_scheme"], mxq["decoder"]["inference_scheme"]) == schemes
     assert mxq["encoder"]["llm_config"] is None
     assert mxq["decoder"]["llm_config"] == TUTORIAL_LLM.get(version, NEW_LLM)
     assert len(mxq["encoder"]["calibration_files"]) == 24 and len(mxq["decoder"]["calibration_files"]) == 48
@@ -273,15 +278,6 @@ def test_config_objects_override_the_recipe(demo_run, tmp_path):
     dec = by_part(calls, "mxq_compile")["decoder"]
     assert "hessian_quant_config" not in dec  # dropped: not passed at all
     assert dec["bit_config"]["transformer"] == {"mixed_precision": {"activation": {"apply": True}}, "weight": {"ffn": 4}}
-
-
-@pytest.mark.slow
-def test_regulus_on_1_1_is_spelled_regulus2(demo_run, tmp_path):
-    work = copy_run(demo_run, tmp_path / "run")
-    _, calls = compile_demo(work, "1.1.2", {"device": "cpu", "target_device": "regulus-rb"})
-    mxq = by_part(calls, "mxq_compile")
-    assert {c["target_device"] for c in mxq.values()} == {"regulus2"}
-    assert {c["inference_scheme"] for c in mxq.values()} == {"single"}  # Mobilint's REGULUS scripts
 
 
 # --- the binary's inputs against the calibration --------------------------------------------------
