@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, offline_env, snakemake
+from conftest import offline_env, snakemake
 from whisper_mxq import demo, models
 
 pytest.importorskip("transformers")
@@ -236,4 +236,3 @@ def test_snakemake_stops_before_any_job_naming_the_key(model, tmp_path, case):
     assert "config key 'model'" in out and match in out, out[-2000:]
     assert "Traceback" not in out
     assert sorted(p.name for p in work.iterdir()) in ([], [".snakemake"])
-    assert REPO.exists()

@@ -222,3 +222,18 @@ def test_own_audio_calibrates_and_evaluates(own_audio_run):
     assert report["languages"]["de_de"]["verdict"] == "no reference"
     assert report["languages"]["en_us"]["clips_scored"] == 1
     assert isinstance(report["languages"]["en_us"]["wer_fp32"], float)
+
+
+def test_a_wrong_list_stops_snakemake_before_any_job(tmp_path):
+    """The parse-time check (common.smk) reads the TSV: a wrong row stops the run before
+    any job, naming the key, the file and the line, without a traceback."""
+    work = tmp_path / "work"
+    tone_folder(work / "my_audio", [("1.wav", "en_us", "one"), ("2.wav", "english", "two")])
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(json.dumps({"fleurs": {"source": "my_audio"}, "languages": ["en_us"]}))
+    proc = snakemake(work, "-n", "-j1", "--configfile", str(cfg), env=offline_env(double=False), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'fleurs.source': my_audio/validation.tsv line 3: language 'english'" in out, out[-2000:]
+    assert "Traceback" not in out
+    assert sorted(p.name for p in work.iterdir()) in (["my_audio"], [".snakemake", "my_audio"])

@@ -111,3 +111,14 @@ def test_files_written_under_one_version_load_under_the_other(pinned_run, tmp_pa
             f"print(t.encode({text!r}, add_special_tokens=False), t.convert_tokens_to_ids({tokens!r}), len(t))")
     out = venv_run("-c", code, str(here), check=True).stdout.strip().splitlines()[-1]
     assert out == f"{ids['ours'][0]} {ids['ours'][1]} {ids['ours'][2]}"
+
+
+def test_pinned_tokenizer_ids_equal_openai_whispers():
+    """tests/test_tokenizer.py's comparison, run under the pinned transformers."""
+    if not PYTHON.exists():
+        pytest.skip(f"no pinned-stack venv at {VENV}: build it with tests/envs/pinned.sh {VENV}")
+    proc = venv_run(str(REPO / "tests" / "test_tokenizer.py"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    clean = {"texts": [], "specials": {}, "size": 0}
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        kind: {"fast": clean, "slow": clean} for kind in ("multilingual", "english")}

@@ -1,10 +1,12 @@
 """Offline stand-ins for what the workflow normally downloads from the Hugging Face Hub.
 
 Tests, the demo config and CI run with no Hub access, so everything here is built from
-what installed packages ship: the Whisper tokenizer from openai-whisper's tiktoken
-files, tiny randomly initialised Whisper models (Hugging Face and openai-whisper
-formats), and FLEURS-shaped Parquet shards holding real speech synthesised by
-espeak-ng. Every builder is deterministic for given arguments and writes atomically.
+what installed packages ship: the Whisper tokenizer, converted from openai-whisper's
+tiktoken files by transformers' own TikTokenConverter and written in the Hub's layout
+(which transformers 4.50 and 5 both read), tiny randomly initialised Whisper models
+(Hugging Face and openai-whisper formats), and FLEURS-shaped Parquet shards holding
+real speech synthesised by espeak-ng. Every builder is deterministic for given
+arguments and writes atomically.
 
 torch, transformers, datasets and whisper are imported inside the functions that use
 them, so importing this module (or the package) stays cheap.
