@@ -39,10 +39,6 @@ for _job in JOBS:
             "../scripts/calibrate.py"
 
 
-def summaries():
-    return [layout.CALIBRATION_JOB.format(job=job.name) for job in JOBS]
-
-
 rule encoder_list:
     input:
         summaries=summaries(),

@@ -15,6 +15,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from whisper_mxq import jobs, layout, models
+from whisper_mxq.sweep import sweep_sizes
 from whisper_mxq.labels import model_format as labels_format
 from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER
 
@@ -143,6 +144,62 @@ def job_files(job):
         "encoder_states": paths(layout.DECODER_ENCODER_STATES, job.samples),
         "decoder_states": paths(layout.DECODER_DECODER_STATES, job.samples),
     }
+
+
+def summaries():
+    return [layout.CALIBRATION_JOB.format(job=job.name) for job in JOBS]
+
+
+# --- quality: held-out evaluation --------------------------------------------------------
+QUALITY = config["quality"]
+EVAL = QUALITY["eval"]
+EVAL_SOURCE = EVAL["source"] or config["fleurs"]["source"]
+# Evaluation clips follow the calibration's plan (jobs.py), over their own samples.
+EVAL_JOBS = jobs.plan(LANGUAGES, EVAL["samples_per_language"], PER_JOB)
+QUALITY_INFO = {
+    "model": MODEL,
+    "method": QUALITY["method"],
+    "per_channel": QUALITY["per_channel"],
+    "recipe": QUALITY["recipe"],
+}
+
+
+def eval_stamp(job):
+    return layout.EVAL_STAMP.format(job=job.name)
+
+
+def calibration_downloads(langs):
+    """(stamp, manifest) of the calibration downloads holding these languages: their
+    sentences are kept out of evaluation."""
+    return [
+        (stamp(job), layout.MANIFEST.format(job=job.name))
+        for job in JOBS
+        if set(job.languages) & set(langs)
+    ]
+
+
+def eval_inputs():
+    return {
+        "model": SNAPSHOT,
+        "stamps": [eval_stamp(job) for job in EVAL_JOBS],
+        "manifests": [layout.EVAL_MANIFEST.format(job=job.name) for job in EVAL_JOBS],
+        "reference": layout.QUALITY_REFERENCE,
+    }
+
+
+def sweep_points():
+    sizes = sweep_sizes(len(LANGUAGES) * N_SAMPLES, QUALITY["sweep"]["sizes"])
+    return [
+        layout.SWEEP_POINT.format(model=MODEL, mix=mix, size=size)
+        for mix in QUALITY["sweep"]["mixes"]
+        for size in sizes
+    ]
+
+
+def quality_files():
+    return [layout.QUALITY.format(model=MODEL)] + [
+        p.format(model=MODEL) for p in layout.QUALITY_PLOTS.values()
+    ]
 
 
 # --- local inputs ---------------------------------------------------------------------
