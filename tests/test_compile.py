@@ -328,9 +328,12 @@ def dry_run(tmp_path, compile_cfg: dict, version: str | None = None, **top):
      "compile.decoder.configs.llm_config.attributes.max_sequence_length"),
 ])
 def test_board_limits_fail_before_any_job(tmp_path, compile_cfg, key):
+    from whisper_mxq import demo
+
     model = tmp_path / "whisper-x"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "whisper", "max_target_positions": 448}))
+    if compile_cfg.get("model"):  # a local model: its positions are known before any job
+        demo.build_tiny_model(model, d_model=32)
+        assert json.loads((model / "config.json").read_text())["max_target_positions"] == 448
     top = {"model": str(model)} if compile_cfg.pop("model", None) else {}
     proc = dry_run(tmp_path, compile_cfg, None, **top)
     out = proc.stdout + proc.stderr
