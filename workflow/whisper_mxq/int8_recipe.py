@@ -29,16 +29,18 @@ names, with ORT's per-tensor `TensorQuantOverrides`:
 - weights: int8 per output channel (ORT's per_channel);
 - everything else as `naive`: signed int8 activations, QDQ, ORT's calibration method.
 On tiny.en the 16-bit inputs are those of the attention MatMuls, every encoder fc2 input
-(7-26 dB), the decoder's first fc2 input (15 dB) and a few inputs near the threshold
+(15-26 dB), the decoder's first fc2 input (15 dB) and a few inputs near the threshold
 (conv2's, the decoder's first self-attention projections, 25-28 dB); the other inputs
 (layer-norm outputs, attention context) keep 29-37 dB. 25 dB instead of 28 gave the
 encoder 22.7 dB SQNR on average but 16 dB on its worst held-out clip; 28 dB gives
 28.3 dB and 25 dB at worst.
 
-SmoothQuant is not used: ORT's SmoothQuant imports neural-compressor's ONNX adaptor
-(`neural_compressor.adaptor.ox_utils`), which neural-compressor 3.x no longer ships and
-2.x brings with opencv, pandas, scikit-learn and pycocotools among its requirements;
-16-bit activations on the few outlier inputs reach the accuracy goal without it.
+SmoothQuant is not used. ORT's `SmoothQuant` option imports neural-compressor's ONNX
+adaptor, which neural-compressor 3.x no longer ships; 2.6 has it but pulls opencv,
+pycocotools, scikit-learn and schema (a ~200 MB environment), and on the workflow's
+encoder graph it fails: it takes the last axis of the Conv inputs ([1, C, 3000]) as
+their channel axis. 16-bit activations on the few outlier inputs reach the accuracy goal
+without it.
 
 `node_sensitivity` compares every compute node's output in the INT8 model with the same
 tensor of the FP32 model on given feeds (cumulative: upstream quantization included),
@@ -130,8 +132,7 @@ def _session(model):
 # --- calibration statistics -------------------------------------------------------------
 def _feeds(reader, limit: int) -> list[dict[str, np.ndarray]]:
     """Up to `limit` feeds spread evenly over the reader's, which is rewound after."""
-    if hasattr(reader, "rewind"):
-        reader.rewind()
+    reader.rewind()
     try:
         total = len(reader)
     except TypeError:
@@ -142,9 +143,33 @@ def _feeds(reader, limit: int) -> list[dict[str, np.ndarray]]:
         if i % stride == 0 and len(feeds) < limit:
             feeds.append(feed)
         i += 1
-    if hasattr(reader, "rewind"):
-        reader.rewind()
+    reader.rewind()
     return feeds
+
+
+def _rewindable(reader):
+    """The reader itself when it can rewind (both passes stream from it), else its feeds
+    read once into a list reader."""
+    if hasattr(reader, "rewind"):
+        return reader
+    from onnxruntime.quantization import CalibrationDataReader
+
+    feeds = list(iter(reader.get_next, None))
+
+    class Listed(CalibrationDataReader):
+        def __init__(self):
+            self.rewind()
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self):
+            self._it = iter(feeds)
+
+        def __len__(self):
+            return len(feeds)
+
+    return Listed()
 
 
 @dataclass
@@ -312,8 +337,7 @@ def _run_quantizer(fp32_path: str, out_path: str, reader, method: str, per_chann
     if plan.overrides:
         extra["TensorQuantOverrides"] = {t: [{"quant_type": getattr(QuantType, q)}]
                                          for t, q in plan.overrides.items()}
-    if hasattr(reader, "rewind"):
-        reader.rewind()
+    reader.rewind()
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_path))) as tmp:
         # quantize_static writes `<input>-inferred.onnx` beside its input: a private link
         # keeps concurrent quantizations of one FP32 model apart.
@@ -349,6 +373,7 @@ def quantize(fp32_path: str, out_path: str, reader, recipe: str = "default", met
     if method not in METHODS:
         raise ValueError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
     per_channel = (recipe == "default") if per_channel is None else bool(per_channel)
+    reader = _rewindable(reader)
     model = onnx.load(fp32_path)
     nodes = compute_nodes(model)
     outputs = _output_names(model, nodes)
@@ -397,9 +422,9 @@ def node_sensitivity(fp32_path: str, int8_path: str, feeds: list[dict[str, np.nd
         twin = int8_nodes.get(node.name)
         if twin is None:
             continue
-        precision = "int8" if any(i in quantized_inputs for i in twin.input) else "float"
         out = next(n for n in fp32.graph.node if n.name == node.name).output[0]
-        rows.append({"node": node.name, "op_type": node.op_type, "output": out, "quantized": precision})
+        rows.append({"node": node.name, "op_type": node.op_type, "output": out,
+                     "quantized": any(i in quantized_inputs for i in twin.input)})
     outputs = [r["output"] for r in rows]
     sessions = [_session(_with_outputs(m, outputs)) for m in (fp32, int8)]
     signal = dict.fromkeys(outputs, 0.0)
