@@ -188,7 +188,7 @@ def test_report_has_every_field_for_every_language(quality_run):
         assert row["verdict"] in ("pass", "fail"), name
     assert rep["overall"]["clips"] == len(LANGS) * CFG["quality"]["eval"]["samples_per_language"]
     assert rep["calibration"]["encoder_samples"] == len(LANGS) * CFG["samples_per_language"]
-    assert rep["latency"]["encoder_int8_onnx_ms"] > 0
+    assert rep["latency"]["encoder_int8_ms"] > 0 and rep["backend"] == "onnx"
     for clip in rep["clips"]:
         assert set(clip["tasks"]) == {"transcribe", "translate"}
         for task in clip["tasks"].values():

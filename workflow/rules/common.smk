@@ -158,6 +158,7 @@ EVAL_SOURCE = EVAL["source"] or config["fleurs"]["source"]
 EVAL_JOBS = jobs.plan(LANGUAGES, EVAL["samples_per_language"], PER_JOB)
 QUALITY_INFO = {
     "model": MODEL,
+    "backend": QUALITY["backend"],
     "method": QUALITY["method"],
     "per_channel": QUALITY["per_channel"],
     "recipe": QUALITY["recipe"],
@@ -184,6 +185,18 @@ def eval_inputs():
         "stamps": [eval_stamp(job) for job in EVAL_JOBS],
         "manifests": [layout.EVAL_MANIFEST.format(job=job.name) for job in EVAL_JOBS],
         "reference": layout.QUALITY_REFERENCE,
+    }
+
+
+def compiled_pair():
+    """What the quality report runs against FP32: the ONNX INT8 pair with the nodes'
+    precision, or the runtime bundle of the compiled .mxq pair (quality.backend: npu)."""
+    if QUALITY["backend"] == "npu":
+        return {"bundle": layout.BUNDLE.format(model=MODEL)}
+    return {
+        "int8_encoder": model_file(layout.ONNX_INT8, "encoder"),
+        "int8_decoder": model_file(layout.ONNX_INT8, "decoder"),
+        "precision": [model_file(layout.ONNX_INT8_PRECISION, p) for p in layout.PARTS],
     }
 
 

@@ -130,9 +130,7 @@ rule quality_report:
         **eval_inputs(),
         labels=[layout.EVAL_LABELS.format(job=job.name) for job in EVAL_JOBS],
         encoder=model_file(layout.ONNX, "encoder"),
-        int8_encoder=model_file(layout.ONNX_INT8, "encoder"),
-        int8_decoder=model_file(layout.ONNX_INT8, "decoder"),
-        precision=[model_file(layout.ONNX_INT8_PRECISION, p) for p in layout.PARTS],
+        **compiled_pair(),
         calib=[layout.ENCODER_LIST, layout.DECODER_JSON],
     output:
         json=layout.QUALITY,
@@ -163,7 +161,8 @@ rule quality_report:
         mem_mb=8000,
         runtime=240,
     conda:
-        "../../envs/quality.yaml"
+        # the NPU's client needs transformers < 5.18
+        "../../envs/runtime.yaml" if QUALITY["backend"] == "npu" else "../../envs/quality.yaml"
     script:
         "../scripts/quality_report.py"
 

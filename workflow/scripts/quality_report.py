@@ -2,16 +2,20 @@ from whisper_mxq import layout, logs, report
 
 logs.to_file(snakemake.log)
 i, p = snakemake.input, snakemake.params
+if p.info["backend"] == "npu":
+    compiled, precision = report.npu_backend(i.bundle), {}
+else:
+    compiled = report.onnx_backend(i.int8_encoder, i.int8_decoder, snakemake.threads)
+    precision = dict(zip(layout.PARTS, i.precision))
 result = report.evaluate(
     i.model,
     list(i.manifests),
     i.reference,
     list(i.labels),
     i.encoder,
-    i.int8_encoder,
-    i.int8_decoder,
+    compiled,
     report.Settings(p.max_new_tokens, p.latency_runs, snakemake.threads, p.max_wer_increase),
-    report.settings_info(p.info, *i.calib, dict(zip(layout.PARTS, i.precision))),
+    report.settings_info(p.info, *i.calib, precision),
 )
 out = snakemake.output
 report.write_report(result, out.json, [out.wer, out.agreement, out.latency])

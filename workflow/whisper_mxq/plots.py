@@ -49,8 +49,8 @@ def plot_report(report: dict, wer_png: str, encoder_png: str, latency_png: str) 
     plt.close(fig)
 
     lat = report["latency"]
-    names = ["FP32 PyTorch", "FP32 ONNX", "INT8 ONNX"]
-    values = [lat["encoder_fp32_torch_ms"], lat["encoder_fp32_onnx_ms"], lat["encoder_int8_onnx_ms"]]
+    names = ["FP32 PyTorch", "FP32 ONNX", f"INT8 {report.get('backend', 'onnx').upper()}"]
+    values = [lat["encoder_fp32_torch_ms"], lat["encoder_fp32_onnx_ms"], lat["encoder_int8_ms"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(names, values, color=["tab:gray", "tab:blue", "tab:green"])
     ax.set_ylabel(f"encoder latency, ms (median of {lat['runs']}, {lat['threads']} threads)")

@@ -159,7 +159,7 @@ def latency_ms(fn: Callable[[], object], runs: int) -> float:
     return float(statistics.median(times))
 
 
-def _latency(ctx, fp32_onnx: str, int8: inference.OnnxPath, settings: Settings) -> dict:
+def _latency(ctx, fp32_onnx: str, compiled: inference.Backend, settings: Settings) -> dict:
     from . import onnx_int8
 
     features = ctx.features[0]
@@ -169,23 +169,25 @@ def _latency(ctx, fp32_onnx: str, int8: inference.OnnxPath, settings: Settings) 
         "runs": settings.latency_runs,
         "encoder_fp32_torch_ms": latency_ms(lambda: ctx.fp32.encode(features), settings.latency_runs),
         "encoder_fp32_onnx_ms": latency_ms(lambda: onnx_int8.run_encoder(fp32_sess, features), settings.latency_runs),
-        "encoder_int8_onnx_ms": latency_ms(lambda: int8.encode(features), settings.latency_runs),
+        "encoder_int8_ms": latency_ms(lambda: compiled.encode(features), settings.latency_runs),
     }
-    out["int8_speedup_vs_fp32_onnx"] = out["encoder_fp32_onnx_ms"] / out["encoder_int8_onnx_ms"]
+    out["int8_speedup_vs_fp32_onnx"] = out["encoder_fp32_onnx_ms"] / out["encoder_int8_ms"]
     return out
 
 
 def evaluate(snapshot: str, manifests: list[str], reference_json: str, label_jsons: list[str],
-             fp32_encoder: str, int8_encoder: str, int8_decoder: str, settings: Settings, info: dict) -> dict:
-    """The quality report: per language and overall, per clip, latency."""
+             fp32_encoder: str, compiled: Callable[[object], inference.Backend], settings: Settings,
+             info: dict) -> dict:
+    """The quality report: per language and overall, per clip, latency. `compiled` makes
+    the backend under test from the FP32 model (the ONNX INT8 pair, or the NPU)."""
     import torch
 
     torch.set_num_threads(settings.threads)
     ctx = inference.Context(snapshot, read_clips(manifests), manifests)
     reference = {r["sample"]: r for r in atomic.read_json(reference_json)["clips"]}
     translations = {f: label["translation"] for f, label in _labels(label_jsons).items()}
-    int8 = inference.OnnxPath(int8_encoder, int8_decoder, ctx.model, settings.threads)
-    rows = [_clip_row(ctx, int8, i, reference[c.sample], settings.max_new_tokens) for i, c in enumerate(ctx.clips)]
+    backend = compiled(ctx.model)
+    rows = [_clip_row(ctx, backend, i, reference[c.sample], settings.max_new_tokens) for i, c in enumerate(ctx.clips)]
     languages = {lang: summary([r for r in rows if r["language"] == lang], settings.max_wer_increase, translations)
                  for lang in dict.fromkeys(c.lang for c in ctx.clips)}
     excluded = [{"sample": r["sample"], "reason": "no reference transcription in the source"}
@@ -201,17 +203,31 @@ def evaluate(snapshot: str, manifests: list[str], reference_json: str, label_jso
         "languages": languages,
         "overall": summary(rows, settings.max_wer_increase, translations),
         "excluded_from_wer": excluded,
-        "latency": _latency(ctx, fp32_encoder, int8, settings),
+        "latency": _latency(ctx, fp32_encoder, backend, settings),
         "clips": rows,
     }
 
 
+def onnx_backend(encoder: str, decoder: str, threads: int) -> Callable[[object], inference.Backend]:
+    return lambda model: inference.OnnxPath(encoder, decoder, model, threads)
+
+
+def npu_backend(bundle: str) -> Callable[[object], inference.Backend]:
+    """The compiled pair on a Mobilint card; refused with the reason where there is none."""
+    from . import npu
+
+    reason = npu.card_missing()
+    if reason:
+        raise RuntimeError(f"config key 'quality.backend' is npu, but {reason}")
+    return lambda model: npu.NpuPath(bundle)
+
+
 def settings_info(info: dict, encoder_list: str, decoder_json: str, precision: dict[str, str]) -> dict:
-    """The report's header: model, INT8 recipe and which nodes got which precision,
-    calibration set sizes."""
+    """The report's header: model, backend, INT8 recipe and which nodes got which
+    precision (the ONNX backend's), calibration set sizes."""
     from . import onnx_int8
 
-    return {"model": info["model"], "calibration": {
+    return {"model": info["model"], "backend": info["backend"], "calibration": {
         "method": info["method"], "per_channel": info["per_channel"], "recipe": info["recipe"],
         "encoder_list": encoder_list, "decoder_json": decoder_json,
         "encoder_samples": len(onnx_int8.encoder_calibration(encoder_list)),
