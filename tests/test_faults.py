@@ -65,23 +65,19 @@ def test_sigkill_mid_write_leaves_only_a_hidden_temporary(tmp_path):
 
 @pytest.mark.slow
 def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished_run, tmp_path):
-    """SIGKILL the whole run (Snakemake and its job) while the encoder job of en_us group
-    000 is writing its second file (written, not yet renamed); the next run redoes that job and the lists name only
-    complete files, byte-identical to the uninterrupted run's."""
+    """SIGKILL the whole run (Snakemake and its job) while the calibrate job holding
+    en_us_0000 and en_us_0001 is writing the second of their encoder files (written,
+    not yet renamed); the next run redoes that job and the lists name only complete
+    files, byte-identical to the uninterrupted run's."""
     work = copy_run(finished_run, tmp_path / "work")
-    # A job makes features in its batch order (language, task, index): en_us_0000 and
-    # en_us_0001 both draw transcribe at seed 0, so with -j1 (one feature thread) the
-    # first is complete when the second is being written.
     group = [work / layout.ENCODER_NPY.format(sample=f"en_us_{i:04d}") for i in (0, 1)]
     originals = {p: p.read_bytes() for p in group}
-    # Gone with the list that names them, so the group must run again. (Snakemake 9 does
-    # not rerun for a touched input with the same content, nor for missing intermediates
-    # whose consumers are up to date.)
+    # Gone with the list that names them: the job must run again.
     for p in [*group, work / layout.ENCODER_LIST]:
         p.unlink()
     faults = tmp_path / "faults"
     faults.mkdir()
-    env = fault_env(faults, FAULT_HANG_ON_WRITE=group[1].name)
+    env = fault_env(faults, FAULT_HANG_ON_WRITE=",".join(p.name for p in group), FAULT_HANG_AFTER="1")
     proc = start(work, "-j1", "calibration", env=env, log=tmp_path / "killed.log")
     wait_for(faults / "hanging", proc, timeout=240)
     job_pid = int((faults / "hanging").read_text().split()[0])
@@ -90,10 +86,12 @@ def test_killed_calibration_run_is_redone_and_lists_only_complete_files(finished
         os.kill(job_pid, signal.SIGKILL)  # in case the job left Snakemake's process group
     except ProcessLookupError:
         pass
-    # Mid-write: the first file is complete, the second exists only as a hidden temporary.
-    assert group[0].read_bytes() == originals[group[0]]
-    assert not group[1].exists()
-    assert [p.name for p in group[1].parent.glob(f".{group[1].name}.*")]
+    # Mid-write: one file is complete, the other exists only as a hidden temporary.
+    hung = next(p for p in group if (faults / "hanging").read_text().split()[1].startswith(f".{p.name}."))
+    (done,) = [p for p in group if p != hung]
+    assert done.read_bytes() == originals[done]
+    assert not hung.exists()
+    assert [p.name for p in hung.parent.glob(f".{hung.name}.*")]
 
     # A SIGKILLed Snakemake leaves its lock behind; --unlock is the documented way out.
     snakemake(work, "--unlock", "--configfile", str(OFFLINE), env=fault_env(faults))

@@ -133,6 +133,8 @@ def test_parse_time_check_of_the_source(tmp_path):
     with pytest.raises(ValueError, match=r"holds neither test.tsv \(an audio folder\) nor FLEURS shards"):
         data.check_source(str(tmp_path / "mine"), "test", ["de_de"])
     data.check_source("google/fleurs", "validation", ["en_us"])  # a Hub id: left to the downloads
+    with pytest.raises(ValueError, match=r"config key 'fleurs.source': './my_audoi' does not exist"):
+        data.check_source("./my_audoi", "validation", ["en_us"])
 
 
 def test_download_job_reads_an_audio_folder_and_continues_a_language(tmp_path):

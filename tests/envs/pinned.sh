@@ -43,8 +43,8 @@ mapfile -t main < <(echo "$reqs" | grep -v '^openai-whisper')
 whisper=$(echo "$reqs" | grep '^openai-whisper' || true)
 "${pip[@]}" "${main[@]}"
 if [ -n "$whisper" ]; then
-  "${pip[@]}" --no-deps "$whisper"
   "${pip[@]}" numba more-itertools tiktoken tqdm  # its requirements but triton
+  "${pip[@]}" --no-deps "$whisper"
 fi
 if ! check=$("$venv/bin/python" -m pip check 2>&1); then
   if echo "$check" | grep -v 'requires triton' | grep .; then exit 1; fi

@@ -8,9 +8,11 @@ these variables is set:
 - FAULT_FLEURS_FLAKY=en_us,...: the first FLEURS read of these languages fails as an
   unreachable network would; later attempts (Snakemake's retries) succeed.
 - FAULT_FLEURS_DOWN=de_de,...: every FLEURS read of these languages fails.
-- FAULT_HANG_ON_WRITE=<file name>: a process about to rename into place a file whose
-  final name is this one (an atomic writer's hidden temporary, written in full) touches
-  $FAULT_DIR/hanging and sleeps, so the test can SIGKILL it mid-write.
+- FAULT_HANG_ON_WRITE=<file name>[,<file name>...]: a process about to rename into
+  place a file whose final name is one of these (an atomic writer's hidden temporary,
+  written in full) touches $FAULT_DIR/hanging and sleeps, so the test can SIGKILL it
+  mid-write. FAULT_HANG_AFTER=N lets the first N such renames of the process through
+  (the order in which a job writes its files is its own business).
 """
 
 from __future__ import annotations
@@ -68,17 +70,20 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _hang_before_rename(name: str) -> None:
+def _hang_before_rename(names: set[str], let_through: int) -> None:
     replace = os.replace
+    seen = []
 
     def hanging_replace(src, dst, *args, **kwargs):
         # atomic.atomic_path's temporary: ".{final name}.{random}{suffix}", complete
         # and about to be renamed into place
         target = os.path.basename(os.fspath(src))
-        if target.startswith(f".{name}."):
-            (Path(os.environ["FAULT_DIR"]) / "hanging").write_text(f"{os.getpid()} {target}\n")
-            while True:
-                time.sleep(60)
+        if any(target.startswith(f".{name}.") for name in names):
+            seen.append(target)
+            if len(seen) > let_through:
+                (Path(os.environ["FAULT_DIR"]) / "hanging").write_text(f"{os.getpid()} {target}\n")
+                while True:
+                    time.sleep(60)
         return replace(src, dst, *args, **kwargs)
 
     os.replace = hanging_replace
@@ -88,4 +93,4 @@ if os.environ.get("FAULT_DIR"):
     if _langs("FAULT_FLEURS_FLAKY") | _langs("FAULT_FLEURS_DOWN"):
         sys.meta_path.insert(0, _PatchOnImport())
     if os.environ.get("FAULT_HANG_ON_WRITE"):
-        _hang_before_rename(os.environ["FAULT_HANG_ON_WRITE"])
+        _hang_before_rename(_langs("FAULT_HANG_ON_WRITE"), int(os.environ.get("FAULT_HANG_AFTER", "0")))

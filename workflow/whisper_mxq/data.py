@@ -257,10 +257,15 @@ def audio_folder_rows(source: Source, lang: str) -> Iterator[dict]:
 def check_source(location: str, split: str, languages: list[str]) -> None:
     """Parse-time check of a local source (cheap: a TSV, directory listings). Errors
     name `fleurs.source` and what is wrong; a Hub id is left to the download jobs."""
+    from .models import looks_like_path
+
     source = Source(location, split)
     if not source.is_local():
         if os.path.lexists(location):
             raise ValueError(f"config key 'fleurs.source': {location!r} is a file, not a folder")
+        if looks_like_path(location):
+            raise ValueError(f"config key 'fleurs.source': {location!r} does not exist (nothing at "
+                             f"{os.path.abspath(location)})")
         return
     if source.is_audio_folder():
         try:
