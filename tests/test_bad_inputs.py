@@ -8,7 +8,6 @@ tests/test_own_audio.py the audio-folder source.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 import reliability
 from conftest import OFFLINE, copy_run, snakemake
 from reliability import tone, wav
-from whisper_mxq import atomic, audio, calibration, data, encoder_calibration, layout, models
+from whisper_mxq import atomic, audio, calibration, data, demo, encoder_calibration, layout, models
 from whisper_mxq.demo import fleurs_row, write_fleurs_rows
 
 
@@ -235,9 +234,9 @@ def test_json_writers_refuse_nan_and_inf_naming_the_key(tmp_path, value, where):
     assert json.loads(out.read_text()) == {"wer": None}
 
 
-def test_model_folder_without_processor_fails_naming_it(finished_run, tmp_path):
+def test_model_folder_without_processor_fails_naming_it(tmp_path):
     model = tmp_path / "whisper-no-processor"
-    shutil.copytree(finished_run / "models" / "whisper-tiny-random", model)
+    demo.build_tiny_model(model)
     for f in model.iterdir():
         if f.name not in ("config.json", "generation_config.json", "model.safetensors"):
             f.unlink()

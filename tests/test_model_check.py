@@ -208,7 +208,10 @@ def test_snapshot_of_a_bad_folder_fails_with_the_cheap_check_first(model, tmp_pa
 
 
 def test_snapshot_of_an_unknown_hub_id_names_the_key(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    # read once at import: the variable alone would come too late in this process
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"config key 'model': 'nobody/no-such-whisper' is neither a local model "
                                          r"folder \(nothing at .*\) nor a model the Hub serves here"):
