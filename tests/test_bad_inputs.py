@@ -310,3 +310,32 @@ def test_a_job_of_several_languages_keeps_its_sample_order(tmp_path):
     on_disk = data.read_manifest(stamp, manifest)
     assert list(on_disk["languages"]) == ["de_de", "en_us"]  # sorted by the writer
     assert [s["wav"] for s in data.manifest_samples(on_disk)] == wavs
+
+
+def test_remote_shards_are_read_through_fsspec(tmp_path, monkeypatch):
+    """A Hub id's shards come through fsspec (`hf://`); the same code path, on fsspec's
+    in-memory filesystem standing in for the Hub: name order, zero-row shards skipped."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    good = tmp_path / "0001.parquet"
+    write_fleurs_rows(good, [fleurs_row("en_us", i, f"s {i}", wav(tone(1.0))) for i in range(2)])
+    (empty,) = _empty_shards(tmp_path / "empty", pq.read_schema(good))[:1]
+    memory.pipe("/hub/en_us/partial-validation/0001.parquet", good.read_bytes())
+    memory.pipe("/hub/en_us/partial-validation/0000.parquet", empty.read_bytes())
+    monkeypatch.setattr(data.Source, "data_files", lambda self, lang: f"memory://hub/{lang}/*{self.split}/*.parquet")
+    source = data.Source("some-org/fleurs-like")
+    assert not source.is_local()
+    assert [r["id"] for r in data.stream_rows(source, "en_us")] == [1, 2]
+    with pytest.raises(ValueError, match=r"language 'de_de': cannot read FLEURS 'validation' shards at "
+                                         r"memory://hub/de_de/\*validation/\*.parquet \(no file matches\)"):
+        list(data.stream_rows(source, "de_de"))
+
+
+def test_a_hub_id_resolves_to_the_hubs_filesystem():
+    import fsspec
+
+    files = data.Source("google/fleurs").data_files("en_us")
+    assert files == "hf://datasets/google/fleurs@refs%2Fconvert%2Fparquet/en_us/*validation/*.parquet"
+    fs, _ = fsspec.core.url_to_fs(files)  # no network: the filesystem object only
+    assert type(fs).__name__ == "HfFileSystem"
