@@ -2,7 +2,8 @@
 
 Static per-tensor INT8 of every Conv/MatMul/Gemm (`naive`, the workflow's first
 backend) is harmless on a random model and ruinous on a trained one (OpenAI's tiny.en:
-encoder SQNR ~3 dB, WER 0.16 -> 1.06 on held-out speech). Three things break it:
+encoder SQNR 2.8 dB, held-out WER 0.16 -> 0.74; `default`: 28.3 dB, 0.16 -> 0.16).
+Three things break it:
 
 - MatMuls whose both inputs are activations (attention: Q x K^T, probabilities x V).
   Neither side has weights whose per-channel scales could absorb its range, and the
