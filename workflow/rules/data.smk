@@ -25,7 +25,7 @@ for _job in JOBS:
             f"benchmarks/download/{_job.name}.tsv"
         localrule: True  # fetches from the internet: runs on the submit host
         retries: 2
-        threads: 1
+        threads: 4  # languages read at once
         resources:
             mem_mb=2000,
             runtime=30,

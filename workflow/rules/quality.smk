@@ -25,6 +25,7 @@ for _job in EVAL_JOBS:
             f"logs/download_eval/{_job.name}.log",
         localrule: True  # fetches from the internet: runs on the submit host
         retries: 2
+        threads: 4  # languages read at once
         resources:
             mem_mb=2000,
             runtime=30,

@@ -9,4 +9,5 @@ data.download_job(
     snakemake.output.manifest,
     snakemake.output.stamp,
     p.max_skipped_fraction,
+    threads=snakemake.threads,
 )

@@ -10,4 +10,5 @@ heldout.download_eval_job(
     snakemake.output.stamp,
     [tuple(pair) for pair in p.calibration],
     p.max_skipped_fraction,
+    threads=snakemake.threads,
 )

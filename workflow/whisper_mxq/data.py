@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import io
 import os
 import stat
@@ -398,25 +399,32 @@ def download_job(
     stamp_path: str,
     max_skipped_fraction: float = MAX_SKIPPED_FRACTION,
     exclude: dict[str, frozenset[str]] | None = None,
+    threads: int = 1,
 ) -> dict:
-    """One download job: each part's clips, in order, then its manifest and its stamp.
+    """One download job: each part's clips, then its manifest and its stamp.
 
-    The stamp holds the manifest's checksum and where each language's rows stop (the
-    next job of that language starts there); it is written last, so it exists only
-    beside a complete manifest and complete clips.
+    Parts (languages) are read on `threads` threads at once: each is its own source, and
+    a part's clips come in row order, whatever the others do. The stamp holds the
+    manifest's checksum and where each language's rows stop (the next job of that
+    language starts there); it is written last, so it exists only beside a complete
+    manifest and complete clips.
     """
     for part in parts:
         whisper_code(part.lang)  # an unknown language fails before any network traffic
     if sum(p.count for p in parts) != len(wav_paths):
         raise ValueError(f"{manifest_path}: {len(wav_paths)} clip paths for {sum(p.count for p in parts)} clips")
     where = f"{source.location} ({source.split})"
-    languages, offset = {}, 0
-    for part in parts:
-        paths = wav_paths[offset : offset + part.count]
-        offset += part.count
-        rows = stream_rows(source, part.lang)
-        languages[part.lang] = take_clips(rows, part, paths, where, max_skipped_fraction,
-                                          (exclude or {}).get(part.lang, frozenset()))
+    starts = [sum(p.count for p in parts[:k]) for k in range(len(parts))]
+
+    def take(k: int) -> dict:
+        part = parts[k]
+        return take_clips(stream_rows(source, part.lang), part, wav_paths[starts[k] : starts[k] + part.count],
+                          where, max_skipped_fraction, (exclude or {}).get(part.lang, frozenset()))
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="download") as pool:
+        taken = [pool.submit(take, k) for k in range(len(parts))]
+        # result() in part order: the first failing part's error is the job's
+        languages = {part.lang: done.result() for part, done in zip(parts, taken)}
     # The order is the job's sample order; the JSON writer sorts the languages' keys.
     manifest = {"source": where, "languages": languages, "language_order": [p.lang for p in parts]}
     atomic.write_json(manifest_path, manifest)
