@@ -127,8 +127,10 @@ def test_parse_time_check_of_the_source(tmp_path):
     data.check_source(str(root), "validation", ["en_us"])
     with pytest.raises(ValueError, match=r"config key 'fleurs.source': .* has no rows for languages \['de_de'\]"):
         data.check_source(str(root), "validation", ["en_us", "de_de"])
-    (root / "en_us" / "validation").mkdir(parents=True)
-    with pytest.raises(ValueError, match="holds both .* and FLEURS shard folders"):
+    (root / "en_us" / "validation").mkdir(parents=True)  # audio kept per language: fine
+    data.check_source(str(root), "validation", ["en_us"])
+    (root / "en_us" / "validation" / "0000.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"holds both .* and FLEURS shard folders \['en_us'\]"):
         data.check_source(str(root), "validation", ["en_us"])
     with pytest.raises(ValueError, match=r"holds neither test.tsv \(an audio folder\) nor FLEURS shards"):
         data.check_source(str(tmp_path / "mine"), "test", ["de_de"])

@@ -17,6 +17,7 @@ and the job chaining never need to know which kind it was.
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 import io
@@ -278,14 +279,12 @@ def check_source(location: str, split: str, languages: list[str]) -> None:
         if lacking:
             raise ValueError(f"config key 'fleurs.source': {source.tsv()} has no rows for languages {lacking} "
                              "(config key 'languages')")
-        shards = [lang for lang in os.listdir(location) if os.path.isdir(os.path.join(location, lang))
-                  and lang in FLEURS_TO_WHISPER]
+        # Folders of audio per language are fine; Parquet shards beside the TSV are not.
+        shards = [lang for lang in FLEURS_TO_WHISPER if glob.glob(source.data_files(lang))]
         if shards:
             raise ValueError(f"config key 'fleurs.source': {location} holds both {source.tsv()} and FLEURS "
                              f"shard folders {shards}: keep one kind of source per folder")
         return
-    import glob
-
     lacking = [lang for lang in languages if not glob.glob(source.data_files(lang))]
     if lacking:
         raise ValueError(
