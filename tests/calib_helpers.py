@@ -19,12 +19,20 @@ def calibrate_encoder(snapshot: str, wavs: list[str], npys: list[str]) -> None:
         atomic.write_npy(npy, feats)
 
 
-def calibrate_decoder(snapshot: str, samples: list[str], encoder_npys: list[str], out_dirs: list[str],
-                      settings: calibration.Settings, device: str = "cpu", threads: int = 2) -> list[dict]:
+def calibrate_decoder(
+    snapshot: str,
+    samples: list[str],
+    encoder_npys: list[str],
+    out_dirs: list[str],
+    settings: calibration.Settings,
+    device: str = "cpu",
+    threads: int = 2,
+) -> list[dict]:
     """Decoder files from saved encoder features; each sample's summary entry is also
     written as `tokens.json` in its folder, so runs can be compared file by file."""
-    entries = calibration._calibrate(snapshot, samples, out_dirs, settings, device, threads,
-                                     lambda i: atomic.read_npy(encoder_npys[i]))
+    entries = calibration._calibrate(
+        snapshot, samples, out_dirs, settings, device, threads, lambda i: atomic.read_npy(encoder_npys[i])
+    )
     for out_dir, entry in zip(out_dirs, entries, strict=True):
         atomic.write_json(os.path.join(out_dir, "tokens.json"), entry)
     return entries
@@ -37,13 +45,22 @@ def manifest_for(wavs: list[str], root: Path, job: str = "000") -> tuple[str, st
     for wav in wavs:
         name = os.path.basename(wav)
         lang = layout.sample_lang(name.removesuffix(".wav"))
-        part = languages.setdefault(lang, {"whisper_language": "", "first_row": 0, "next_row": 0,
-                                           "samples": [], "skipped": []})
-        part["samples"].append({
-            "file": name, "wav": wav, "fleurs_id": len(part["samples"]), "fleurs_path": name,
-            "row": len(part["samples"]), "transcription": "", "raw_transcription": "",
-            "duration_s": 0.0, "sha256": hashlib.sha256(Path(wav).read_bytes()).hexdigest(),
-        })
+        part = languages.setdefault(
+            lang, {"whisper_language": "", "first_row": 0, "next_row": 0, "samples": [], "skipped": []}
+        )
+        part["samples"].append(
+            {
+                "file": name,
+                "wav": wav,
+                "fleurs_id": len(part["samples"]),
+                "fleurs_path": name,
+                "row": len(part["samples"]),
+                "transcription": "",
+                "raw_transcription": "",
+                "duration_s": 0.0,
+                "sha256": hashlib.sha256(Path(wav).read_bytes()).hexdigest(),
+            }
+        )
     manifest = str(root / layout.MANIFEST.format(job=job))
     stamp = str(root / layout.DOWNLOAD_STAMP.format(job=job))
     atomic.write_json(manifest, {"source": "test", "languages": languages})

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 def offline_env(double: bool = True, **extra: str) -> dict:
     """No Hub, no network; the qbcompiler test double importable when asked for."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("WHISPER_MXQ_SAMPLES_PER_JOB", None)  # each run resolves `auto` for itself
     paths = [str(REPO / "workflow")] + ([str(DOUBLE)] if double else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(extra)
@@ -28,9 +29,7 @@ def offline_env(double: bool = True, **extra: str) -> dict:
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
-    proc = subprocess.run(
-        cmd, env=env or offline_env(), capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(cmd, env=env or offline_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"

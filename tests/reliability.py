@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
 from conftest import OFFLINE, REPO, offline_env
 
 FAULTS_SITE = REPO / "tests" / "faults_site"
@@ -46,15 +47,28 @@ def fault_env(fault_dir: Path, **faults: str) -> dict:
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     # --configfile last: it takes several values and would swallow targets after it.
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            *args, "--configfile", str(OFFLINE)]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        *args,
+        "--configfile",
+        str(OFFLINE),
+    ]
 
 
 def start(workdir: Path, *args: str, env: dict, log: Path) -> subprocess.Popen:
     """Snakemake in its own process group, so one killpg reaches it and all its jobs."""
     with open(log, "w") as out:
         return subprocess.Popen(
-            snakemake_cmd(workdir, *args), env=env, stdout=out, stderr=subprocess.STDOUT,
+            snakemake_cmd(workdir, *args),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

@@ -14,11 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from whisper_mxq import atomic, audio, calibration, data, demo, encoder_calibration, layout, models
+from whisper_mxq.demo import fleurs_row, write_fleurs_rows
+
 import reliability
 from conftest import OFFLINE, copy_run, snakemake
 from reliability import tone, wav
-from whisper_mxq import atomic, audio, calibration, data, demo, encoder_calibration, layout, models
-from whisper_mxq.demo import fleurs_row, write_fleurs_rows
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +96,8 @@ def test_download_skips_bad_clips_with_reasons_into_manifest_and_report(tmp_path
     on_disk = atomic.read_json(tmp_path / layout.MANIFEST.format(job="000"))
     assert on_disk["languages"]["en_us"]["skipped"] == manifest["skipped"]
     summary = calibration.write_report(
-        [str(tmp_path / layout.MANIFEST.format(job="000"))], {"metadata": []},
+        [str(tmp_path / layout.MANIFEST.format(job="000"))],
+        {"metadata": []},
         str(tmp_path / layout.CALIBRATION_REPORT),
     )
     assert summary["languages"]["en_us"]["skipped"] == manifest["skipped"]
@@ -221,11 +224,15 @@ def test_null_or_empty_transcription_is_kept_as_data(tmp_path, text):
     json.loads((tmp_path / layout.MANIFEST.format(job="000")).read_text())
 
 
-@pytest.mark.parametrize("value, where", [(float("nan"), "languages.en_us.wer"), (float("inf"), "clips.1"),
-                                          (float("-inf"), "x")])
+@pytest.mark.parametrize(
+    "value, where", [(float("nan"), "languages.en_us.wer"), (float("inf"), "clips.1"), (float("-inf"), "x")]
+)
 def test_json_writers_refuse_nan_and_inf_naming_the_key(tmp_path, value, where):
-    obj = {"languages": {"en_us": {"wer": value}}} if where.startswith("languages") else (
-        {"clips": [0.5, value]} if where.startswith("clips") else {"x": value})
+    obj = (
+        {"languages": {"en_us": {"wer": value}}}
+        if where.startswith("languages")
+        else ({"clips": [0.5, value]} if where.startswith("clips") else {"x": value})
+    )
     out = tmp_path / "report.json"
     with pytest.raises(ValueError, match=f"cannot write {out}: {where} is not finite"):
         atomic.write_json(out, obj)
@@ -273,13 +280,13 @@ def test_bad_files_in_a_finished_run_fail_their_jobs_naming_them(finished_run, t
     encoder_list = (work / layout.ENCODER_LIST).read_text()
 
     def run():
-        return snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE),
-                         check=False)
+        return snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE), check=False)
 
     proc = run()
     assert proc.returncode != 0
-    failed = [p for p in (work / "logs" / "calibrate").glob("*.log")
-              if f"{bad_wav}: not the clip downloaded" in p.read_text()]
+    failed = [
+        p for p in (work / "logs" / "calibrate").glob("*.log") if f"{bad_wav}: not the clip downloaded" in p.read_text()
+    ]
     assert len(failed) == 1, "one calibrate job holds en_us_0000 and names the changed WAV"
     assert f"calibrate_{failed[0].stem}" in proc.stdout + proc.stderr
     lst = work / layout.ENCODER_LIST
@@ -327,8 +334,11 @@ def test_remote_shards_are_read_through_fsspec(tmp_path, monkeypatch):
     source = data.Source("some-org/fleurs-like")
     assert not source.is_local()
     assert [r["id"] for r in data.stream_rows(source, "en_us")] == [1, 2]
-    with pytest.raises(ValueError, match=r"language 'de_de': cannot read FLEURS 'validation' shards at "
-                                         r"memory://hub/de_de/\*validation/\*.parquet \(no file matches\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"language 'de_de': cannot read FLEURS 'validation' shards at "
+        r"memory://hub/de_de/\*validation/\*.parquet \(no file matches\)",
+    ):
         list(data.stream_rows(source, "de_de"))
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from calib_helpers import calibrate_decoder, calibrate_encoder, manifest_for
+
 from whisper_mxq import calibration, demo, labels, layout
 from whisper_mxq import decoder_calibration as dec
+
+from calib_helpers import calibrate_decoder, calibrate_encoder, manifest_for
 
 LANGS = ["de_de", "fr_fr"]
 PER_LANG = 3
@@ -101,6 +103,7 @@ def _bias_towards_end(model, states, prompt_ids: list[int], steps: int, share: f
     state, scaled so that end-of-text would win at about `share` of (row, step)
     positions."""
     import torch
+
     from whisper_mxq import decoding
 
     eot = model.generation_config.eos_token_id
@@ -126,6 +129,7 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
     import torch
     from transformers import WhisperForConditionalGeneration
     from transformers.modeling_outputs import BaseModelOutput
+
     from whisper_mxq import decoding
     from whisper_mxq.models import load_processor
 
@@ -144,12 +148,14 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
             with torch.no_grad():
                 want = model.generate(
                     encoder_outputs=BaseModelOutput(last_hidden_state=states[rows]),
-                    language=language, task=task, max_new_tokens=12,
+                    language=language,
+                    task=task,
+                    max_new_tokens=12,
                 ).tolist()
             got = decoding.greedy(model, states[rows], prompt_ids, 12)
             assert len(got) == len(want)
             for w, g in zip(want, got):
-                w = w[len(prompt_ids):] if w[: len(prompt_ids)] == prompt_ids else w  # transformers 4 keeps it
+                w = w[len(prompt_ids) :] if w[: len(prompt_ids)] == prompt_ids else w  # transformers 4 keeps it
                 assert g[: len(w)] == w[: len(g)]  # generate stops short of 12 once all rows ended
                 assert len(dec.text_ids(g, eot)) > 0
                 ends.append(g.index(eot) if eot in g else None)
@@ -197,8 +203,9 @@ def test_greedy_reused_across_batches_equals_fresh_runs(work):
     model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
     tok = load_processor(str(work / "model")).tokenizer
     # Random states: the demo model decodes its encoder's outputs of these clips alike.
-    states = 4 * torch.randn((6, model.config.max_source_positions, model.config.d_model),
-                             generator=torch.Generator().manual_seed(0))
+    states = 4 * torch.randn(
+        (6, model.config.max_source_positions, model.config.d_model), generator=torch.Generator().manual_seed(0)
+    )
     de = dec.prompt(tok, "de", "transcribe", multilingual=True).ids
     fr = dec.prompt(tok, "fr", "translate", multilingual=True).ids
     kept = decoding.Greedy(model, 12)
@@ -233,10 +240,15 @@ def test_job_pipeline_equals_encoder_then_decoder(work, tmp_path, monkeypatch):
     for threads in (1, 3):
         root = tmp_path / f"t{threads}"
         calibration.calibrate_job(
-            str(work / "model"), manifest, stamp,
+            str(work / "model"),
+            manifest,
+            stamp,
             [str(root / layout.ENCODER_NPY.format(sample=s)) for s in SAMPLES],
             [str(root / layout.DECODER_SAMPLE_DIR.format(sample=s)) for s in SAMPLES],
-            str(root / "summary.json"), settings, threads=threads)
+            str(root / "summary.json"),
+            settings,
+            threads=threads,
+        )
         runs[threads] = root
     reference = _decoder_run(work, "reference", batch_size=2)
     for root in runs.values():
@@ -259,10 +271,15 @@ def test_job_refuses_a_clip_changed_after_download(work, tmp_path):
     Path(wavs[1]).write_bytes((work / f"{SAMPLES[3]}.wav").read_bytes())  # another clip
     with pytest.raises(ValueError, match=rf"{wavs[1]}: not the clip downloaded"):
         calibration.calibrate_job(
-            str(work / "model"), manifest, stamp,
+            str(work / "model"),
+            manifest,
+            stamp,
             [str(tmp_path / layout.ENCODER_NPY.format(sample=s)) for s in SAMPLES[:2]],
             [str(tmp_path / layout.DECODER_SAMPLE_DIR.format(sample=s)) for s in SAMPLES[:2]],
-            str(tmp_path / "summary.json"), calibration.Settings(max_new_tokens=2), threads=1)
+            str(tmp_path / "summary.json"),
+            calibration.Settings(max_new_tokens=2),
+            threads=1,
+        )
     assert not (tmp_path / "summary.json").exists()
 
 
@@ -278,8 +295,15 @@ def test_labels_batch_equals_one_at_a_time(work, tmp_path):
     manifest, stamp = manifest_for(wavs, tmp_path)
     runs = {}
     for rows in (len(SAMPLES), 1):
-        runs[rows] = labels.label_job(str(work / "tiny.pt"), str(work / "tiny.pt"), manifest, stamp,
-                                      str(tmp_path / f"labels_{rows}.json"), batch_size_setting=rows, max_tokens=8)
+        runs[rows] = labels.label_job(
+            str(work / "tiny.pt"),
+            str(work / "tiny.pt"),
+            manifest,
+            stamp,
+            str(tmp_path / f"labels_{rows}.json"),
+            batch_size_setting=rows,
+            max_tokens=8,
+        )
     assert runs[len(SAMPLES)] == runs[1]
     assert list(runs[1]) == [Path(w).name for w in wavs]
     assert {v["language"] for v in runs[1].values()} == set(LANGS)
@@ -296,8 +320,14 @@ def test_labels_batch_equals_one_at_a_time(work, tmp_path):
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio.load(wav))))
         lang = whisper_code(layout.sample_lang(Path(wav).stem))
         for task, key in (("transcribe", "transcription"), ("translate", "translation")):
-            options = whisper.DecodingOptions(language=lang, task=task, without_timestamps=True, fp16=False,
-                                              sample_len=8, suppress_tokens=[-1, no_timestamps])
+            options = whisper.DecodingOptions(
+                language=lang,
+                task=task,
+                without_timestamps=True,
+                fp16=False,
+                sample_len=8,
+                suppress_tokens=[-1, no_timestamps],
+            )
             assert whisper.decode(model, mel, options).text.strip() == runs[len(SAMPLES)][Path(wav).name][key]
 
 
@@ -308,8 +338,10 @@ def test_labels_from_a_transformers_model_batch_equals_one_at_a_time(work, tmp_p
     manifest, stamp = manifest_for(wavs, tmp_path)
     model = str(work / "model")
     assert labels.model_format(model) == labels.TRANSFORMERS
-    batched = labels.label_job(model, model, manifest, stamp, str(tmp_path / "b.json"),
-                               batch_size_setting=4, max_tokens=6)
-    single = labels.label_job(model, model, manifest, stamp, str(tmp_path / "s.json"),
-                              batch_size_setting=1, max_tokens=6)
+    batched = labels.label_job(
+        model, model, manifest, stamp, str(tmp_path / "b.json"), batch_size_setting=4, max_tokens=6
+    )
+    single = labels.label_job(
+        model, model, manifest, stamp, str(tmp_path / "s.json"), batch_size_setting=1, max_tokens=6
+    )
     assert batched == single and all(v["transcription"] for v in batched.values())

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OFFLINE, copy_run, offline_env, snakemake
 
 from whisper_mxq import bundle, demo
+
+from conftest import OFFLINE, copy_run, offline_env, snakemake
 
 MODEL = "whisper-tiny-random"
 TARGET = f"bundle/{MODEL}-mxq"
@@ -17,8 +18,14 @@ TARGET = f"bundle/{MODEL}-mxq"
 # takes cluster 0, the decoder one core of cluster 1 (Mobilint's prepare_model.py puts
 # the decoder on 1:0 of ARIES).
 TUTORIAL_ARIES = {
-    "encoder_core_mode": "global4", "encoder_target_clusters": [0], "encoder_target_device": "aries-rb", "encoder_dev_no": 0,
-    "decoder_core_mode": "single", "decoder_target_cores": ["1:0"], "decoder_target_device": "aries-rb", "decoder_dev_no": 0,
+    "encoder_core_mode": "global4",
+    "encoder_target_clusters": [0],
+    "encoder_target_device": "aries-rb",
+    "encoder_dev_no": 0,
+    "decoder_core_mode": "single",
+    "decoder_target_cores": ["1:0"],
+    "decoder_target_device": "aries-rb",
+    "decoder_dev_no": 0,
 }
 
 
@@ -26,8 +33,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
 
 
-def check_bundle(folder: Path, source: Path, encoder_mxq: Path, decoder_mxq: Path,
-                 runtime: dict | None = None) -> None:
+def check_bundle(folder: Path, source: Path, encoder_mxq: Path, decoder_mxq: Path, runtime: dict | None = None) -> None:
     """Config, processor, generation config and embeddings load offline and match `source`;
     the runtime keys are `runtime` (default: the tutorial recipe's on ARIES)."""
     import torch
@@ -42,10 +48,14 @@ def check_bundle(folder: Path, source: Path, encoder_mxq: Path, decoder_mxq: Pat
     assert {k: raw[k] for k in want} == want
     assert not {k for k in raw if k.endswith(("_target_cores", "_target_clusters", "_core_mode"))} - set(want)
     # auto_map -> the proxy, which only imports transformers-mblt's classes
-    assert raw["auto_map"] == {"AutoConfig": "proxy_whisper.MobilintWhisperConfig",
-                               "AutoModelForSpeechSeq2Seq": "proxy_whisper.MobilintWhisperForConditionalGeneration"}
+    assert raw["auto_map"] == {
+        "AutoConfig": "proxy_whisper.MobilintWhisperConfig",
+        "AutoModelForSpeechSeq2Seq": "proxy_whisper.MobilintWhisperForConditionalGeneration",
+    }
     proxy = (folder / "proxy_whisper.py").read_text()
-    assert "from transformers_mblt.models.whisper.modeling_whisper import MobilintWhisperForConditionalGeneration" in proxy
+    assert (
+        "from transformers_mblt.models.whisper.modeling_whisper import MobilintWhisperForConditionalGeneration" in proxy
+    )
     assert "def " not in proxy and "class " not in proxy
     fe = json.loads((folder / "preprocessor_config.json").read_text())
     assert fe["auto_map"] == {"AutoFeatureExtractor": "proxy_whisper.MobilintWhisperFeatureExtractor"}
@@ -61,8 +71,17 @@ def check_bundle(folder: Path, source: Path, encoder_mxq: Path, decoder_mxq: Pat
 
     base = WhisperConfig.from_pretrained(source, local_files_only=True)
     config = WhisperConfig.from_pretrained(folder, local_files_only=True)  # the base fields load
-    for key in ("num_mel_bins", "d_model", "max_source_positions", "max_target_positions", "vocab_size",
-                "decoder_layers", "encoder_layers", "decoder_start_token_id", "eos_token_id"):
+    for key in (
+        "num_mel_bins",
+        "d_model",
+        "max_source_positions",
+        "max_target_positions",
+        "vocab_size",
+        "decoder_layers",
+        "encoder_layers",
+        "decoder_start_token_id",
+        "eos_token_id",
+    ):
         assert getattr(config, key) == getattr(base, key), key
 
     # trust_remote_code=False: the folder's auto_map is for the runtime's users, not us
@@ -110,12 +129,11 @@ def test_bundle_target_builds_from_the_demo_run(demo_run, tmp_path):
 
 
 def test_bundle_target_fails_at_once_without_qbcompiler(tmp_path):
-    proc = snakemake(
-        tmp_path, TARGET, "-j2", "--configfile", str(OFFLINE), env=offline_env(double=False), check=False
-    )
+    """The compile's first job (nothing before it with one job slot) says what to install."""
+    proc = snakemake(tmp_path, TARGET, "-j1", "--configfile", str(OFFLINE), env=offline_env(double=False), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "qbcompiler" in out and "dl.mobilint.com" in out
+    assert "Error in rule qbcompiler" in out and "dl.mobilint.com" in out
     assert not (tmp_path / "demo").exists() and not (tmp_path / "bundle").exists()
 
 
@@ -167,13 +185,23 @@ def test_failed_build_keeps_the_previous_bundle(snapshot, mxq, tmp_path):
 
 
 def test_runtime_config_keeps_base_and_adds_runtime_keys():
-    base = {"model_type": "whisper", "d_model": 768, "_name_or_path": "/home/me/models/x",
-            "architectures": ["WhisperForConditionalGeneration"]}
+    base = {
+        "model_type": "whisper",
+        "d_model": 768,
+        "_name_or_path": "/home/me/models/x",
+        "architectures": ["WhisperForConditionalGeneration"],
+    }
     cfg = bundle.runtime_config(base, "m_encoder.mxq", "m_decoder.mxq")
-    assert cfg == {"model_type": "mobilint-whisper", "d_model": 768, "encoder_mxq_path": "m_encoder.mxq",
-                   "decoder_mxq_path": "m_decoder.mxq", "dev_no": 0,
-                   "architectures": ["MobilintWhisperForConditionalGeneration"],
-                   "auto_map": bundle.AUTO_MAP, **TUTORIAL_ARIES}
+    assert cfg == {
+        "model_type": "mobilint-whisper",
+        "d_model": 768,
+        "encoder_mxq_path": "m_encoder.mxq",
+        "decoder_mxq_path": "m_decoder.mxq",
+        "dev_no": 0,
+        "architectures": ["MobilintWhisperForConditionalGeneration"],
+        "auto_map": bundle.AUTO_MAP,
+        **TUTORIAL_ARIES,
+    }
     with pytest.raises(ValueError, match="not a Whisper config"):
         bundle.runtime_config({"model_type": "bert"}, "a.mxq", "b.mxq")
 
@@ -181,14 +209,35 @@ def test_runtime_config_keeps_base_and_adds_runtime_keys():
 # Mobilint's prepare_model.py (STT) for binaries compiled with its compile_config.py
 # (scheme all on ARIES, single on REGULUS): single core mode, encoder on core 0:0,
 # decoder on 1:0 of ARIES and 0:0 of REGULUS. A cluster-wide scheme takes its cluster.
-@pytest.mark.parametrize("target, schemes, want", [
-    ("aries-rb", {"encoder": "all", "decoder": "all"},
-     {"encoder": ("single", "encoder_target_cores", ["0:0"]), "decoder": ("single", "decoder_target_cores", ["1:0"])}),
-    ("regulus-rb", {"encoder": "single", "decoder": "single"},
-     {"encoder": ("single", "encoder_target_cores", ["0:0"]), "decoder": ("single", "decoder_target_cores", ["0:0"])}),
-    ("aries-rb", {"encoder": "global8", "decoder": "multi"},
-     {"encoder": ("global8", "encoder_target_clusters", [0, 1]), "decoder": ("multi", "decoder_target_clusters", [1])}),
-])
+@pytest.mark.parametrize(
+    "target, schemes, want",
+    [
+        (
+            "aries-rb",
+            {"encoder": "all", "decoder": "all"},
+            {
+                "encoder": ("single", "encoder_target_cores", ["0:0"]),
+                "decoder": ("single", "decoder_target_cores", ["1:0"]),
+            },
+        ),
+        (
+            "regulus-rb",
+            {"encoder": "single", "decoder": "single"},
+            {
+                "encoder": ("single", "encoder_target_cores", ["0:0"]),
+                "decoder": ("single", "decoder_target_cores", ["0:0"]),
+            },
+        ),
+        (
+            "aries-rb",
+            {"encoder": "global8", "decoder": "multi"},
+            {
+                "encoder": ("global8", "encoder_target_clusters", [0, 1]),
+                "decoder": ("multi", "decoder_target_clusters", [1]),
+            },
+        ),
+    ],
+)
 def test_placement_follows_the_compiled_scheme(target, schemes, want):
     keys = bundle.placement(target, schemes, dev_no=2)
     for part, (mode, field, where) in want.items():
@@ -203,7 +252,9 @@ def test_bundle_follows_the_compile_settings(demo_run, tmp_path):
     work = copy_run(demo_run, tmp_path / "run")
     over = tmp_path / "over.yaml"
     over.write_text(json.dumps({"compile": {"device": "cpu", "target_device": "regulus-rb"}, "bundle": {"dev_no": 1}}))
-    snakemake(work, TARGET, "-j2", "--configfile", str(OFFLINE), str(over), env=offline_env(QBCOMPILER_DOUBLE_VERSION="1.2.0"))
+    snakemake(
+        work, TARGET, "-j2", "--configfile", str(OFFLINE), str(over), env=offline_env(QBCOMPILER_DOUBLE_VERSION="1.2.0")
+    )
     raw = json.loads((work / TARGET / "config.json").read_text())
     for part in ("encoder", "decoder"):
         assert (raw[f"{part}_core_mode"], raw[f"{part}_target_cores"]) == ("single", ["0:0"])

@@ -82,7 +82,11 @@ def test_shapes_read_from_config_json_match_whisper_config(tmp_path):
     ref = WhisperConfig.from_pretrained(tmp_path)
     got = models.shapes(str(tmp_path))
     assert (got.n_mels, got.n_source, got.n_frames, got.d_model) == (
-        ref.num_mel_bins, ref.max_source_positions, 2 * ref.max_source_positions, ref.d_model)
+        ref.num_mel_bins,
+        ref.max_source_positions,
+        2 * ref.max_source_positions,
+        ref.d_model,
+    )
     cfg = json.loads((tmp_path / "config.json").read_text())
     del cfg["d_model"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
@@ -122,7 +126,8 @@ def test_auto_samples_per_job_shares_the_gpus_among_the_steps():
 
 
 def test_auto_is_resolved_once_and_handed_down(monkeypatch):
-    monkeypatch.delenv(jobs.AUTO_ENV, raising=False)
+    monkeypatch.setenv(jobs.AUTO_ENV, "")  # recorded, so the teardown removes what the run sets
+    monkeypatch.delenv(jobs.AUTO_ENV)
     assert jobs.samples_per_job("auto", 1003, 2) == 502
     # a cluster job parsing the Snakefile again sees other GPUs: the plan must not change
     assert jobs.samples_per_job("auto", 1003, 0) == 502

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OFFLINE, REPO, copy_run, offline_env, read_calls, snakemake
 
 from whisper_mxq import compile_recipes as recipes
+
+from conftest import OFFLINE, REPO, copy_run, offline_env, read_calls, snakemake
 
 MODEL = "whisper-tiny-random"
 MXQS = [f"compiled/{MODEL}_{p}.mxq" for p in ("encoder", "decoder")]
@@ -33,17 +34,28 @@ def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 # --- without qbcompiler -------------------------------------------------------------------------
-def test_mxq_target_fails_at_once_without_qbcompiler(tmp_path):
+@pytest.mark.parametrize("jobs", ["-j1", "-j2"])
+def test_mxq_target_fails_at_once_without_qbcompiler(tmp_path, jobs):
+    """The compile's first job finds qbcompiler missing and says what to install. It
+    needs nothing and goes first: with one job slot, nothing else has run; with two, at
+    most a job started beside it (no calibration, no binary)."""
     start = time.monotonic()
     proc = snakemake(
-        tmp_path, f"compiled/{MODEL}_encoder.mxq", "-j2", "--configfile", str(OFFLINE),
-        env=offline_env(double=False), check=False,
+        tmp_path,
+        f"compiled/{MODEL}_encoder.mxq",
+        jobs,
+        "--configfile",
+        str(OFFLINE),
+        env=offline_env(double=False),
+        check=False,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "qbcompiler" in out and "dl.mobilint.com" in out
-    # before any job ran: no model, no data, and never a placeholder binary
-    assert not (tmp_path / "demo").exists() and not (tmp_path / "compiled").exists()
+    assert "Error in rule qbcompiler" in out and "dl.mobilint.com" in out
+    assert not (tmp_path / "calibration").exists()
+    assert not list(tmp_path.glob("compiled/*.mxq")) and not list(tmp_path.glob("compiled/*.mblt"))
+    if jobs == "-j1":
+        assert not (tmp_path / "demo").exists() and not (tmp_path / "data").exists()
     assert time.monotonic() - start < 60
 
 
@@ -85,25 +97,49 @@ def test_llm_config_follows_installed_release(version, expected):
 REFUSALS = {
     "1.0.1": [
         ("mxq_compile(model=m, calib_data_path=c, save_path=s, device='gpu')", "device 'gpu'"),
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, device='cuda', target_device='aries-rb')", "target_device"),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, device='cuda', target_device='aries-rb')",
+            "target_device",
+        ),
     ],
     "1.1.2": [
         ("mxq_compile(model=m, calib_data_path=c, save_path=s, device='cuda')", "device 'cuda'"),
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb')", "Unsupported device name: 'aries-rb'"),
-        ("configs.LlmConfig(apply=True, attributes={'calibration': {'use_full_seq': True}})", "attributes.calibration.use_full_seq"),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb')",
+            "Unsupported device name: 'aries-rb'",
+        ),
+        (
+            "configs.LlmConfig(apply=True, attributes={'calibration': {'use_full_seq': True}})",
+            "attributes.calibration.use_full_seq",
+        ),
         ("mxq_compile(model=m, calib_data_path=c, save_path=s, llm_config={'apply': True})", "must be a LlmConfig"),
     ],
     "1.2.0": [
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries2')", "Unsupported device name: 'aries2'"),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries2')",
+            "Unsupported device name: 'aries2'",
+        ),
         ("configs.HessianQuantConfig", "HessianQuantConfig"),
     ],
     "1.3.0": [
         ("mxq_compile(model=m, calib_data_path=c, save_path=s)", "missing required keyword argument 'target_device'"),
-        ("mblt_compile(model=w, mblt_save_path=s, backend='hf', target_device='aries-rb', model_part='encoder')", "unknown backend 'hf'"),
+        (
+            "mblt_compile(model=w, mblt_save_path=s, backend='hf', target_device='aries-rb', model_part='encoder')",
+            "unknown backend 'hf'",
+        ),
         ("mblt_compile(model=w, mblt_save_path=s, backend='torch', target_device='aries-rb')", "pass model_part"),
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='regulus-rb', inference_scheme='all')", "only inference_scheme='single'"),
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb', bit_config=configs.BitConfig(transformer={'weigth': {}}))", "transformer.weigth"),
-        ("mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb', hesian_quant_config=None)", "unexpected keyword argument 'hesian_quant_config'"),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='regulus-rb', inference_scheme='all')",
+            "only inference_scheme='single'",
+        ),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb', bit_config=configs.BitConfig(transformer={'weigth': {}}))",
+            "transformer.weigth",
+        ),
+        (
+            "mxq_compile(model=m, calib_data_path=c, save_path=s, target_device='aries-rb', hesian_quant_config=None)",
+            "unexpected keyword argument 'hesian_quant_config'",
+        ),
     ],
 }
 
@@ -141,8 +177,12 @@ def test_double_refuses_bad_calibration_files(tmp_path):
     truncated = tmp_path / "truncated.npy"
     truncated.write_bytes(good.read_bytes()[:200])
     mblt = tmp_path / "m.mblt"
-    for bad, message in [(wrong, "does not fit the graph input"), (pickled, "allow_pickle"), (truncated, ""),
-                         (tmp_path / "missing.npy", "No such file")]:
+    for bad, message in [
+        (wrong, "does not fit the graph input"),
+        (pickled, "allow_pickle"),
+        (truncated, ""),
+        (tmp_path / "missing.npy", "No such file"),
+    ]:
         (tmp_path / "list.txt").write_text(f"{good}\n{bad}\n")
         code = (
             "import qbcompiler, fake_mxq; "
@@ -168,9 +208,17 @@ def compile_demo(work: Path, version: str, compile_cfg: dict, qbruntime: bool = 
     """Re-run both compile steps of a finished demo with another qbcompiler double."""
     log = work / f"calls-{version}.jsonl"
     proc = snakemake(
-        work, *MXQS, "-j2", "--forcerun", "mblt", "mxq",
-        "--configfile", str(OFFLINE), config_file(work, compile=compile_cfg),
-        env=double_env(version, qbruntime, QBCOMPILER_DOUBLE_LOG=str(log), **env), check=check,
+        work,
+        *MXQS,
+        "-j2",
+        "--forcerun",
+        "mblt",
+        "mxq",
+        "--configfile",
+        str(OFFLINE),
+        config_file(work, compile=compile_cfg),
+        env=double_env(version, qbruntime, QBCOMPILER_DOUBLE_LOG=str(log), **env),
+        check=check,
     )
     return proc, read_calls(log)
 
@@ -192,8 +240,13 @@ TUTORIAL_LLM = {
 }
 NEW_LLM = {"class": "LlmConfig", "apply": True, "attributes": {"calibration": {"use_full_seq_length": True}}}
 # The board each generation's run compiles for, and its name as the release spells it.
-TARGET = {"0.12.0": ("aries-rb", None), "1.0.1": ("aries-rb", None), "1.1.2": ("regulus-rb", "regulus2"),
-          "1.2.0": ("regulus-rb", "regulus-rb"), "1.3.0": ("aries-rb", "aries-rb")}
+TARGET = {
+    "0.12.0": ("aries-rb", None),
+    "1.0.1": ("aries-rb", None),
+    "1.1.2": ("regulus-rb", "regulus2"),
+    "1.2.0": ("regulus-rb", "regulus-rb"),
+    "1.3.0": ("aries-rb", "aries-rb"),
+}
 
 
 @pytest.mark.slow
@@ -231,21 +284,32 @@ def test_demo_compiles_through_each_generation(demo_run, tmp_path, version):
 # Mobilint's compilation/stt/compile_config.py, transcribed value by value.
 MOBILINT_ET = {
     "class": "EquivalentTransformationConfig",
-    "norm_conv": {"apply": True, "learn": True}, "qk": {"apply": True}, "ud": {"apply": True, "learn": True},
-    "vo": {"apply": True}, "feed_forward_multi_lut": {"apply": True}, "spin_r2": {"apply": True, "learn": True},
-    "qk_rotation": {"apply": True}, "flatten_quant": {"apply": True, "learn": True},
+    "norm_conv": {"apply": True, "learn": True},
+    "qk": {"apply": True},
+    "ud": {"apply": True, "learn": True},
+    "vo": {"apply": True},
+    "feed_forward_multi_lut": {"apply": True},
+    "spin_r2": {"apply": True, "learn": True},
+    "qk_rotation": {"apply": True},
+    "flatten_quant": {"apply": True, "learn": True},
     "optimize_ffn": {"apply": True, "ch_per_ffn": -1},
 }
 MOBILINT_BITS = {"class": "BitConfig", "transformer": {"mixed_precision": {"activation": {"apply": True}}}}
-MOBILINT_HESSIAN = {"class": "HessianQuantConfig", "apply": True,
-                    "attributes": {"act_order": True, "block_size": 128, "perc_damp": 0.01}}
+MOBILINT_HESSIAN = {
+    "class": "HessianQuantConfig",
+    "apply": True,
+    "attributes": {"act_order": True, "block_size": 128, "perc_damp": 0.01},
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, scheme, lengths", [
-    ("aries-rb", "all", {}),
-    ("regulus-rb", "single", {"max_sequence_length": 1024, "max_cache_length": 1024}),
-])
+@pytest.mark.parametrize(
+    "target, scheme, lengths",
+    [
+        ("aries-rb", "all", {}),
+        ("regulus-rb", "single", {"max_sequence_length": 1024, "max_cache_length": 1024}),
+    ],
+)
 def test_mobilint_recipe_matches_mobilint_compile_config(demo_run, tmp_path, target, scheme, lengths):
     work = copy_run(demo_run, tmp_path / "run")
     _, calls = compile_demo(work, "1.3.0", {"device": "cuda", "recipe": "mobilint-1.3", "target_device": target})
@@ -259,8 +323,11 @@ def test_mobilint_recipe_matches_mobilint_compile_config(demo_run, tmp_path, tar
     assert configs == {
         "calibration_config": {"class": "CalibrationConfig", "output": 0, "mode": 0},
         "equivalent_transformation_config": MOBILINT_ET,
-        "llm_config": {"class": "LlmConfig", "apply": True,
-                       "attributes": {**lengths, "calibration": {"use_full_seq_length": True}}},
+        "llm_config": {
+            "class": "LlmConfig",
+            "apply": True,
+            "attributes": {**lengths, "calibration": {"use_full_seq_length": True}},
+        },
         "bit_config": MOBILINT_BITS,
         "hessian_quant_config": MOBILINT_HESSIAN,
     }
@@ -271,13 +338,18 @@ def test_mobilint_recipe_matches_mobilint_compile_config(demo_run, tmp_path, tar
 @pytest.mark.slow
 def test_config_objects_override_the_recipe(demo_run, tmp_path):
     work = copy_run(demo_run, tmp_path / "run")
-    cfg = {"device": "cpu", "recipe": "mobilint-1.3",
-           "decoder": {"configs": {"hessian_quant_config": None,
-                                   "bit_config": {"transformer": {"weight": {"ffn": 4}}}}}}
+    cfg = {
+        "device": "cpu",
+        "recipe": "mobilint-1.3",
+        "decoder": {"configs": {"hessian_quant_config": None, "bit_config": {"transformer": {"weight": {"ffn": 4}}}}},
+    }
     _, calls = compile_demo(work, "1.3.0", cfg)
     dec = by_part(calls, "mxq_compile")["decoder"]
     assert "hessian_quant_config" not in dec  # dropped: not passed at all
-    assert dec["bit_config"]["transformer"] == {"mixed_precision": {"activation": {"apply": True}}, "weight": {"ffn": 4}}
+    assert dec["bit_config"]["transformer"] == {
+        "mixed_precision": {"activation": {"apply": True}},
+        "weight": {"ffn": 4},
+    }
 
 
 # --- the binary's inputs against the calibration --------------------------------------------------
@@ -285,8 +357,9 @@ def test_config_objects_override_the_recipe(demo_run, tmp_path):
 def test_mxq_whose_inputs_disagree_with_the_calibration_fails(demo_run, tmp_path):
     work = copy_run(demo_run, tmp_path / "run")
     before = (work / MXQS[0]).read_bytes()
-    proc, _ = compile_demo(work, "1.0.1", {"device": "cpu"}, check=False,
-                           QBCOMPILER_DOUBLE_MXQ_INPUTS=json.dumps([[1, 3000, 128]]))
+    proc, _ = compile_demo(
+        work, "1.0.1", {"device": "cpu"}, check=False, QBCOMPILER_DOUBLE_MXQ_INPUTS=json.dumps([[1, 3000, 128]])
+    )
     assert proc.returncode != 0
     log = (work / f"logs/mxq/{MODEL}_encoder.log").read_text()
     assert "MxqInputMismatch" in log and "(1, 3000, 128)" in log and "(1, 3000, 80)" in log
@@ -320,13 +393,26 @@ def dry_run(tmp_path, compile_cfg: dict, version: str | None = None, **top):
     return snakemake(tmp_path, "-n", "-j1", "--configfile", str(OFFLINE), over, env=env, check=False)
 
 
-@pytest.mark.parametrize("compile_cfg, key", [
-    ({"target_device": "regulus-rb", "encoder": {"inference_scheme": "global4"}}, "compile.encoder.inference_scheme"),
-    ({"target_device": "regulus-rb", "decoder": {"configs": {"llm_config": {"attributes": {"max_cache_length": 2048}}}}},
-     "compile.decoder.configs.llm_config.attributes.max_cache_length"),
-    ({"decoder": {"configs": {"llm_config": {"attributes": {"max_sequence_length": 100}}}}, "model": "x"},
-     "compile.decoder.configs.llm_config.attributes.max_sequence_length"),
-])
+@pytest.mark.parametrize(
+    "compile_cfg, key",
+    [
+        (
+            {"target_device": "regulus-rb", "encoder": {"inference_scheme": "global4"}},
+            "compile.encoder.inference_scheme",
+        ),
+        (
+            {
+                "target_device": "regulus-rb",
+                "decoder": {"configs": {"llm_config": {"attributes": {"max_cache_length": 2048}}}},
+            },
+            "compile.decoder.configs.llm_config.attributes.max_cache_length",
+        ),
+        (
+            {"decoder": {"configs": {"llm_config": {"attributes": {"max_sequence_length": 100}}}}, "model": "x"},
+            "compile.decoder.configs.llm_config.attributes.max_sequence_length",
+        ),
+    ],
+)
 def test_board_limits_fail_before_any_job(tmp_path, compile_cfg, key):
     from whisper_mxq import demo
 
@@ -341,14 +427,31 @@ def test_board_limits_fail_before_any_job(tmp_path, compile_cfg, key):
     assert not (tmp_path / "demo").exists()
 
 
-@pytest.mark.parametrize("version, compile_cfg, key, words", [
-    ("1.3.0", {"decoder": {"configs": {"bit_config": {"transformer": {"mixed_precision": {"activaton": {}}}}}}},
-     "compile.decoder.configs.bit_config.transformer.mixed_precision", "activaton"),
-    ("1.3.0", {"encoder": {"configs": {"optq_config": {"apply": True}}}}, "compile.encoder.configs.optq_config", "OptqConfig"),
-    ("1.0.1", {"decoder": {"configs": {"bit_config": {}}}}, "compile.decoder.configs.bit_config", "no qbcompiler.configs"),
-    ("1.2.0", {"recipe": "mobilint-1.3"}, "compile.recipe", "1.3 or later"),
-    ("1.0.1", {"target_device": "regulus-rb"}, "compile.target_device", "ARIES only"),
-])
+@pytest.mark.parametrize(
+    "version, compile_cfg, key, words",
+    [
+        (
+            "1.3.0",
+            {"decoder": {"configs": {"bit_config": {"transformer": {"mixed_precision": {"activaton": {}}}}}}},
+            "compile.decoder.configs.bit_config.transformer.mixed_precision",
+            "activaton",
+        ),
+        (
+            "1.3.0",
+            {"encoder": {"configs": {"optq_config": {"apply": True}}}},
+            "compile.encoder.configs.optq_config",
+            "OptqConfig",
+        ),
+        (
+            "1.0.1",
+            {"decoder": {"configs": {"bit_config": {}}}},
+            "compile.decoder.configs.bit_config",
+            "no qbcompiler.configs",
+        ),
+        ("1.2.0", {"recipe": "mobilint-1.3"}, "compile.recipe", "1.3 or later"),
+        ("1.0.1", {"target_device": "regulus-rb"}, "compile.target_device", "ARIES only"),
+    ],
+)
 def test_config_objects_checked_against_installed_qbcompiler_before_any_job(tmp_path, version, compile_cfg, key, words):
     start = time.monotonic()
     proc = dry_run(tmp_path, compile_cfg, version)
@@ -360,9 +463,12 @@ def test_config_objects_checked_against_installed_qbcompiler_before_any_job(tmp_
 
 
 def test_schema_refuses_what_it_can(tmp_path):
-    for cfg, words in [({"recipe": "mobilint-9"}, "mobilint-9"), ({"target_device": "regulus2"}, "regulus2"),
-                       ({"encoder": {"inference_scheme": "global2"}}, "global2"),
-                       ({"decoder": {"configs": {"BitConfig": {}}}}, "BitConfig")]:
+    for cfg, words in [
+        ({"recipe": "mobilint-9"}, "mobilint-9"),
+        ({"target_device": "regulus2"}, "regulus2"),
+        ({"encoder": {"inference_scheme": "global2"}}, "global2"),
+        ({"decoder": {"configs": {"BitConfig": {}}}}, "BitConfig"),
+    ]:
         proc = dry_run(tmp_path, cfg)
         assert proc.returncode != 0 and words in proc.stdout + proc.stderr
 

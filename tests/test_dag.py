@@ -6,10 +6,11 @@ import re
 import shutil
 
 import pytest
-from conftest import offline_env, snakemake
 
 from whisper_mxq import jobs as jobs_module
 from whisper_mxq.languages import DEFAULT_LANGUAGES
+
+from conftest import offline_env, snakemake
 
 
 def _job_counts(text: str) -> dict[str, int]:
@@ -37,15 +38,22 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     assert not any(k.startswith("label_") for k in counts)  # the compile does not need labels
     files = _planned(tmp_path, "compiled/whisper-small_decoder.mxq")
     enc = {f for f in files if re.fullmatch(r"calibration/encoder/encoder_calib_[a-z0-9_]+_\d{4}\.npy", f)}
-    dec = {f for f in files if re.fullmatch(r"calibration/decoder/sample_[a-z0-9_]+_\d{4}/decoder_hidden_states\.npy", f)}
+    dec = {
+        f for f in files if re.fullmatch(r"calibration/decoder/sample_[a-z0-9_]+_\d{4}/decoder_hidden_states\.npy", f)
+    }
     assert len(enc) == len(dec) == 17 * 20
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
 
 
 @pytest.mark.parametrize(
     "device, gpus, jobs, handed_down",
-    [("cpu", "0,1", 4, None), ("cuda", "", 1, None), ("cuda", "0,1", 1, None), ("cuda", "0,1,2,3", 2, None),
-     ("cuda", "0,1", 4, "100")],
+    [
+        ("cpu", "0,1", 4, None),
+        ("cuda", "", 1, None),
+        ("cuda", "0,1", 1, None),
+        ("cuda", "0,1,2,3", 2, None),
+        ("cuda", "0,1", 4, "100"),
+    ],
 )
 def test_samples_per_job_auto_follows_the_devices(tmp_path, device, gpus, jobs, handed_down):
     """auto: 100 samples a job on CPU; where calibrate and label jobs hold a GPU, the

@@ -18,6 +18,7 @@ import sys
 import time
 
 import pytest
+
 from conftest import REPO, offline_env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,10 @@ def _cpu_timed(workdir, *args) -> tuple[float, float, str]:
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
-        env=ENV, capture_output=True, text=True, timeout=900,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -62,8 +66,9 @@ def _finish_overhead_cpu(workdir, samples: int) -> float:
     where a job with many inputs and outputs turns quadratic. Inputs hold 2 kB each."""
     workdir.mkdir()
     cfg = workdir / "one_job.yaml"
-    cfg.write_text(f"languages: [de_de]\nsamples_per_language: {samples}\n"
-                   f"calibration: {{samples_per_job: {samples}}}\n")
+    cfg.write_text(
+        f"languages: [de_de]\nsamples_per_language: {samples}\ncalibration: {{samples_per_job: {samples}}}\n"
+    )
     args = ("calibration", "--configfile", str(cfg))
     dry, _, _ = _cpu_timed(workdir, "-n", *args)
     _, _, summary = _cpu_timed(workdir, "--summary", *args)

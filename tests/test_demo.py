@@ -85,9 +85,11 @@ def test_english_only_tokenizer_matches_openai_whisper():
     tok = demo.build_tokenizer(english_only=True)
     reference = get_tokenizer(multilingual=False)
     assert len(tok) == reference.encoding.n_vocab == 51864
-    assert tok.convert_tokens_to_ids(
-        ["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"]
-    ) == [reference.eot, reference.sot, reference.no_timestamps]
+    assert tok.convert_tokens_to_ids(["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"]) == [
+        reference.eot,
+        reference.sot,
+        reference.no_timestamps,
+    ]
     assert tok.encode(SENTENCES[0], add_special_tokens=False) == reference.encode(SENTENCES[0])
 
 
@@ -117,10 +119,7 @@ def _load(folder: Path):
 
 
 def _features(processor, n: int = 2) -> torch.Tensor:
-    audio = [
-        torch.randn(16000 * (i + 1), generator=torch.Generator().manual_seed(i)).numpy() * 0.1
-        for i in range(n)
-    ]
+    audio = [torch.randn(16000 * (i + 1), generator=torch.Generator().manual_seed(i)).numpy() * 0.1 for i in range(n)]
     return processor(audio=audio, sampling_rate=16000, return_tensors="pt").input_features
 
 
@@ -187,12 +186,12 @@ def test_tiny_model_replaces_folder_whole_or_not_at_all(tmp_path, monkeypatch):
     assert not (out / "stale.txt").exists() and (out / "model.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folders left
 
-    from transformers import WhisperProcessor
+    from transformers import WhisperFeatureExtractor
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(WhisperProcessor, "save_pretrained", killed)
+    monkeypatch.setattr(WhisperFeatureExtractor, "save_pretrained", killed)  # the last file written
     with pytest.raises(KeyboardInterrupt):
         demo.build_tiny_model(tmp_path / "half")
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
@@ -226,9 +225,7 @@ def test_tiny_openai_whisper_loads_and_decodes_a_batch(tmp_path):
 def _stream(files: str):
     import datasets
 
-    rows = datasets.load_dataset(
-        "parquet", data_files={"validation": files}, split="validation", streaming=True
-    )
+    rows = datasets.load_dataset("parquet", data_files={"validation": files}, split="validation", streaming=True)
     assert isinstance(rows.features["audio"], datasets.Audio)
     return list(rows.cast_column("audio", datasets.Audio(decode=False)))
 
@@ -236,10 +233,7 @@ def _stream(files: str):
 def test_fleurs_demo_layout(fleurs):
     langs = sorted(p.name for p in fleurs.iterdir())
     assert len(langs) >= 6 and set(langs) <= set(FLEURS_TO_WHISPER)
-    assert all(
-        [p.name for p in (fleurs / lang / "validation").iterdir()] == ["0000.parquet"]
-        for lang in langs
-    )
+    assert all([p.name for p in (fleurs / lang / "validation").iterdir()] == ["0000.parquet"] for lang in langs)
 
 
 def test_fleurs_demo_streams_real_speech(fleurs):
@@ -254,9 +248,7 @@ def test_fleurs_demo_streams_real_speech(fleurs):
         wav, rate = sf.read(io.BytesIO(row["audio"]["bytes"]))
         assert wav.ndim == 1 and rate == 22050 and len(wav) == row["num_samples"]
         assert 0.5 <= len(wav) / rate <= 15 and abs(wav).max() > 0.1
-        assert row["transcription"] == row["transcription"].lower() and not set(
-            row["transcription"]
-        ) & set(".,")
+        assert row["transcription"] == row["transcription"].lower() and not set(row["transcription"]) & set(".,")
         assert row["language"] == "German" and row["gender"] in (0, 1)
         assert row["path"].endswith(".wav") and row["audio"]["path"] == row["path"]
 
@@ -264,9 +256,7 @@ def test_fleurs_demo_streams_real_speech(fleurs):
 def test_fleurs_demo_is_byte_identical(fleurs, tmp_path):
     # espeak-ng output is deterministic at a fixed voice, speed and pitch; a shard only
     # depends on its language's sentences and the seed.
-    demo.build_fleurs_demo(
-        tmp_path, languages={"de_de": None, "cmn_hans_cn": demo.DEMO_SENTENCES["cmn_hans_cn"]}
-    )
+    demo.build_fleurs_demo(tmp_path, languages={"de_de": None, "cmn_hans_cn": demo.DEMO_SENTENCES["cmn_hans_cn"]})
     for lang in ("de_de", "cmn_hans_cn"):
         shard = f"{lang}/validation/0000.parquet"
         assert (tmp_path / shard).read_bytes() == (fleurs / shard).read_bytes()

@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from whisper_mxq import layout
+
 import reliability
 from conftest import OFFLINE, offline_env, snakemake
-from whisper_mxq import layout
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +47,7 @@ def test_clean_runs_at_j1_and_j2_are_byte_identical(finished_run, tmp_path):
     fresh, first = _files(work), _files(finished_run)
     n = 6 * 4  # languages x samples_per_language of tests/config/offline.yaml
     assert sum(k.endswith(".npy") for k in fresh) == 3 * n  # encoder + two decoder arrays
-    assert {layout.ENCODER_LIST, layout.DECODER_JSON, layout.DECODER_METADATA,
-            layout.CALIBRATION_REPORT} <= set(fresh)
+    assert {layout.ENCODER_LIST, layout.DECODER_JSON, layout.DECODER_METADATA, layout.CALIBRATION_REPORT} <= set(fresh)
     assert b"<WORKDIR>" in _content(work / layout.ENCODER_LIST, work)  # prefix really replaced
     missing = sorted(set(fresh) - set(first))
     assert missing == []

@@ -15,8 +15,9 @@ CLAIM = (
 
 
 def _claim(count: int, hold: float, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), str(hold)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(count), str(hold)], env=env, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_concurrent_jobs_claim_different_gpus_and_release_them(tmp_path):

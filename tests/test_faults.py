@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from whisper_mxq import atomic, encoder_calibration, layout
+
+import calib_helpers
 import reliability
 from conftest import OFFLINE, copy_run, snakemake
 from reliability import fault_env, kill_group, start, wait_for
-import calib_helpers
-from whisper_mxq import atomic, encoder_calibration, layout
 
 
 @pytest.fixture(scope="session")
@@ -126,8 +128,7 @@ def test_flaky_download_is_retried_and_a_dead_one_fails_its_language_only(finish
     faults.mkdir()
     env = fault_env(faults, FAULT_FLEURS_FLAKY="en_us", FAULT_FLEURS_DOWN="de_de")
     targets = [layout.DOWNLOAD_STAMP.format(job=job) for job in redo]
-    proc = snakemake(work, "-j2", "--keep-going", *targets, "--configfile", str(OFFLINE),
-                     env=env, check=False)
+    proc = snakemake(work, "-j2", "--keep-going", *targets, "--configfile", str(OFFLINE), env=env, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     reads = {lang: len((faults / f"fleurs_reads_{lang}").read_text().split()) for lang in set(redo.values())}
@@ -146,8 +147,9 @@ def tiny_disk(tmp_path):
     """A 256 KiB tmpfs: a real ENOSPC. Needs root (mount); skipped elsewhere."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mnt
@@ -206,7 +208,9 @@ def test_writers_never_set_the_umask_and_give_plain_modes(tmp_path, monkeypatch)
         with atomic.atomic_dir(tmp_path / f"d{umask:o}") as d:
             (d / "inside").write_text("x")
         assert (f.stat().st_mode & 0o777, (tmp_path / f"d{umask:o}").stat().st_mode & 0o777) == (
-            0o666 & ~umask, 0o777 & ~umask)
+            0o666 & ~umask,
+            0o777 & ~umask,
+        )
     _set_umask_via_libc(mask)
 
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from whisper_mxq import audio, data, layout
+
 import reliability
 from conftest import OFFLINE, REPO, copy_run, snakemake
 from reliability import tone, wav
-from whisper_mxq import audio, data, layout
 
 
 @pytest.fixture(scope="session")
@@ -40,24 +42,28 @@ def run_child(code: str, timeout: float = 60, memory: int = 2_000_000_000) -> su
     bytes of address space, killed after `timeout` s (the test then fails)."""
     prelude = textwrap.dedent(f"""
         import resource, sys
-        sys.path[:0] = [{str(REPO / 'workflow')!r}, {str(REPO / 'tests')!r}]
+        sys.path[:0] = [{str(REPO / "workflow")!r}, {str(REPO / "tests")!r}]
         resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
     """)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 # --- what a path may be -------------------------------------------------------------------
 def test_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "en_us_0000.wav"
     os.mkfifo(fifo)
-    proc = run_child(f"""
+    proc = run_child(
+        f"""
         from whisper_mxq import audio
         try:
             audio.load({str(fifo)!r})
         except audio.BadAudio as e:
             print(e)
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert proc.stdout.strip() == f"{fifo}: a FIFO, not a regular file; only regular files are read", proc.stderr
 
 
@@ -90,8 +96,9 @@ def test_oversized_file_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(audio.os, "open", no_open)
     with pytest.raises(audio.BadAudio) as caught:
         audio.load(big)
-    assert str(caught.value) == (f"{big}: {audio.MAX_FILE_BYTES + 1} bytes, over the "
-                                 f"{audio.MAX_FILE_BYTES} an audio clip may have")
+    assert str(caught.value) == (
+        f"{big}: {audio.MAX_FILE_BYTES + 1} bytes, over the {audio.MAX_FILE_BYTES} an audio clip may have"
+    )
 
 
 def test_clip_checker_refuses_a_fifo_put_in_place_of_a_downloaded_clip(tmp_path):
@@ -102,13 +109,16 @@ def test_clip_checker_refuses_a_fifo_put_in_place_of_a_downloaded_clip(tmp_path)
     manifest = {"languages": {"en_us": {"samples": [{"wav": str(wav_path), "sha256": "x"}]}}}
     wav_path.unlink()
     os.mkfifo(wav_path)
-    proc = run_child(f"""
+    proc = run_child(
+        f"""
         from whisper_mxq import audio, data
         try:
             data.clip_checker({manifest!r})({str(wav_path)!r})
         except audio.BadAudio as e:
             print(e)
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert proc.stdout.strip().startswith(f"{wav_path}: a FIFO, not a regular file"), proc.stderr
 
 
@@ -116,13 +126,16 @@ def test_fifo_in_place_of_a_local_shard_fails_naming_it(tmp_path):
     shard = tmp_path / "fleurs" / "en_us" / "validation" / "0000.parquet"
     shard.parent.mkdir(parents=True)
     os.mkfifo(shard)
-    proc = run_child(f"""
+    proc = run_child(
+        f"""
         from whisper_mxq import data
         try:
-            list(data.stream_rows(data.Source({str(tmp_path / 'fleurs')!r}), "en_us"))
+            list(data.stream_rows(data.Source({str(tmp_path / "fleurs")!r}), "en_us"))
         except ValueError as e:
             print(e)
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert proc.stdout.strip() == f"language 'en_us': {shard}: a FIFO, not a regular file; only regular files are read"
 
 
@@ -132,14 +145,17 @@ def test_absurd_sample_rate_in_the_header_is_skipped_before_decoding(rate):
     """Rates no speech recording has, refused from the header: the child runs with 1 GB
     of address space, which resampling from such a rate would exceed."""
     clip = with_rate(wav(tone(1.0)), rate)
-    proc = run_child(f"""
+    proc = run_child(
+        f"""
         from whisper_mxq import audio
         try:
             audio.prepare({clip!r}, "clip")
             print("accepted")
         except audio.BadAudio as e:
             print(e)
-    """, memory=1_000_000_000)
+    """,
+        memory=1_000_000_000,
+    )
     assert proc.stdout.strip() == f"clip: sample rate {rate} Hz in its header is outside 4000..384000 Hz", proc.stderr
 
 
@@ -152,6 +168,7 @@ def test_rates_at_the_bounds_are_kept(rate):
 
 def test_length_is_judged_from_the_header_before_decoding(monkeypatch):
     """A clip over 30 s is refused from its header: sf.read is never called."""
+
     def no_decode(*args, **kwargs):
         raise AssertionError("decoded a clip its header had already ruled out")
 
@@ -168,10 +185,13 @@ def test_data_chunk_claiming_gigabytes_decodes_only_what_is_there():
     clip = bytearray(wav(tone(1.0)))
     assert clip[36:40] == b"data"
     clip[40:44] = struct.pack("<I", 0x7FFFFFF0)
-    proc = run_child(f"""
+    proc = run_child(
+        f"""
         from whisper_mxq import audio
         print(audio.prepare({bytes(clip)!r}, "clip").shape[0])
-    """, memory=1_000_000_000)
+    """,
+        memory=1_000_000_000,
+    )
     assert proc.stdout.strip() == "16000", proc.stderr
 
 
@@ -188,14 +208,25 @@ def test_source_row_over_the_size_bound_is_skipped(tmp_path, monkeypatch):
 
     root = tmp_path / "fleurs"
     big, small = wav(tone(2.0)), wav(tone(0.5))
-    write_fleurs_rows(root / "en_us" / "validation" / "0000.parquet",
-                      [fleurs_row("en_us", 0, "a", big), fleurs_row("en_us", 1, "b", small)])
+    write_fleurs_rows(
+        root / "en_us" / "validation" / "0000.parquet",
+        [fleurs_row("en_us", 0, "a", big), fleurs_row("en_us", 1, "b", small)],
+    )
     monkeypatch.setattr(audio, "MAX_FILE_BYTES", len(small) + 1)
     wavs = [str(tmp_path / layout.AUDIO.format(sample="en_us_0000"))]
-    out = data.download_job(data.Source(str(root)), [data.Part("en_us", 1)], wavs,
-                            str(tmp_path / "m.json"), str(tmp_path / "s.json"), max_skipped_fraction=1.0)
+    out = data.download_job(
+        data.Source(str(root)),
+        [data.Part("en_us", 1)],
+        wavs,
+        str(tmp_path / "m.json"),
+        str(tmp_path / "s.json"),
+        max_skipped_fraction=1.0,
+    )
     (skip,) = out["languages"]["en_us"]["skipped"]
-    assert skip["reason"] == f"en_us FLEURS id 1 (en_us_0000.wav): {len(big)} bytes, over the {len(small) + 1} an audio clip may have"
+    assert (
+        skip["reason"]
+        == f"en_us FLEURS id 1 (en_us_0000.wav): {len(big)} bytes, over the {len(small) + 1} an audio clip may have"
+    )
 
 
 # --- through the workflow ------------------------------------------------------------------
@@ -209,9 +240,7 @@ def test_fifo_in_a_finished_run_fails_its_job_and_snakemake_ends(finished_run, t
     os.mkfifo(clip)
     # One of its job's outputs gone: that job runs again (and reads the FIFO).
     (work / layout.ENCODER_NPY.format(sample="en_us_0000")).unlink()
-    proc = snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE),
-                     check=False, timeout=600)
+    proc = snakemake(work, "-j2", "--keep-going", "calibration", "--configfile", str(OFFLINE), check=False, timeout=600)
     assert proc.returncode != 0
-    logs = [p for p in (work / "logs" / "calibrate").glob("*.log")
-            if "a FIFO, not a regular file" in p.read_text()]
+    logs = [p for p in (work / "logs" / "calibrate").glob("*.log") if "a FIFO, not a regular file" in p.read_text()]
     assert len(logs) == 1 and layout.AUDIO.format(sample="en_us_0000") in logs[0].read_text()

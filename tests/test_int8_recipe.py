@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from realmodel import onnx_harness as H
 from realmodel.fixtures import realmodel, realmodel_clips, realmodel_dir, realmodel_onnx  # noqa: F401
+
 from whisper_mxq import int8_recipe
 
 N_CALIBRATION, N_EVAL = 6, 4  # CPU budget: quantizing the encoder costs ~1 s per feed and pass
@@ -25,8 +26,9 @@ def quantized(realmodel, realmodel_clips, realmodel_onnx, tmp_path_factory):
     for recipe in int8_recipe.RECIPES:
         for part in ("encoder", "decoder"):
             path = work / f"{part}.{recipe}.onnx"
-            described[recipe, part] = int8_recipe.quantize(str(realmodel_onnx[part]), str(path),
-                                                           H.reader(feeds[part]), recipe)
+            described[recipe, part] = int8_recipe.quantize(
+                str(realmodel_onnx[part]), str(path), H.reader(feeds[part]), recipe
+            )
             out[recipe, part] = path
     return out, described
 
@@ -34,7 +36,9 @@ def quantized(realmodel, realmodel_clips, realmodel_onnx, tmp_path_factory):
 def _activation_matmuls(path) -> set[str]:
     """MatMuls of two run-time tensors, found here from the graph itself."""
     graph = onnx.load(str(path)).graph
-    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    constants = {t.name for t in graph.initializer} | {
+        o for n in graph.node if n.op_type == "Constant" for o in n.output
+    }
     return {n.name for n in graph.node if n.op_type == "MatMul" and not set(n.input) & constants}
 
 
@@ -48,11 +52,13 @@ def test_default_beats_naive_on_held_out_speech(realmodel, realmodel_clips, real
     for recipe in int8_recipe.RECIPES:
         pair = H.Pair(realmodel, paths[recipe, "encoder"], paths[recipe, "decoder"])
         states = [pair.encode(c.features) for c in clips]
-        agree = [np.mean(pair.choices(c.tokens, s) == fp32.choices(c.tokens, c.states))
-                 for c, s in zip(clips, states)]
+        agree = [np.mean(pair.choices(c.tokens, s) == fp32.choices(c.tokens, c.states)) for c, s in zip(clips, states)]
         texts = [realmodel.text(pair.greedy(s, 48)) for s in states]
-        scores[recipe] = {"sqnr": np.mean([H.sqnr_db(c.states, s) for c, s in zip(clips, states)]),
-                          "agreement": float(np.mean(agree)), "wer_vs_fp32": H.wer(fp32_texts, texts)}
+        scores[recipe] = {
+            "sqnr": np.mean([H.sqnr_db(c.states, s) for c, s in zip(clips, states)]),
+            "agreement": float(np.mean(agree)),
+            "wer_vs_fp32": H.wer(fp32_texts, texts),
+        }
     naive, default = scores["naive"], scores["default"]
     assert default["sqnr"] >= 20, scores  # the goal; naive measured ~3 dB, default ~23 dB
     assert default["sqnr"] > naive["sqnr"] + 10, scores
@@ -77,9 +83,13 @@ def test_description_says_which_node_got_which_precision(realmodel_onnx, quantiz
         assert 0 < counts["int8_flops_share"] < 1 == naive["coverage"]["int8_flops_share"]
         # the statistics behind each 16-bit input are in the description
         for tensor, stats in default["tensors"].items():
-            if stats["type"] == "QInt16" and stats["int8_bulk_sqnr_db"] < default["thresholds"]["min_int8_bulk_sqnr_db"]:
-                assert any(tensor in d["activations"] and d["precision"] != "int8"
-                           for d in default["node_details"].values())
+            if (
+                stats["type"] == "QInt16"
+                and stats["int8_bulk_sqnr_db"] < default["thresholds"]["min_int8_bulk_sqnr_db"]
+            ):
+                assert any(
+                    tensor in d["activations"] and d["precision"] != "int8" for d in default["node_details"].values()
+                )
 
 
 def test_node_sensitivity_matches_a_hand_computed_first_node(realmodel_clips, realmodel_onnx, quantized):
@@ -115,8 +125,12 @@ def test_node_sensitivity_matches_a_hand_computed_first_node(realmodel_clips, re
     ours = torch.nn.functional.conv1d(torch.from_numpy(x), torch.from_numpy(w), bias.double(), padding=1).numpy()
     xf = feeds[0]["input_features"].transpose(0, 2, 1).astype(np.float64)
     fp32 = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(realmodel_onnx["encoder"])).graph.initializer}
-    ref = torch.nn.functional.conv1d(torch.from_numpy(xf), torch.from_numpy(fp32["encoder.conv1.weight"].astype(np.float64)),
-                                     torch.from_numpy(fp32["encoder.conv1.bias"].astype(np.float64)), padding=1).numpy()
+    ref = torch.nn.functional.conv1d(
+        torch.from_numpy(xf),
+        torch.from_numpy(fp32["encoder.conv1.weight"].astype(np.float64)),
+        torch.from_numpy(fp32["encoder.conv1.bias"].astype(np.float64)),
+        padding=1,
+    ).numpy()
     assert abs(H.sqnr_db(ref, ours) - first["sqnr_db"]) < 0.5
 
 
@@ -127,14 +141,23 @@ def _two_matmuls(path, seed: int = 0) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     gain = np.ones((1, 50, 64), np.float32)
     gain[0, 7, 3] = 300.0
-    inits = [numpy_helper.from_array(rng.standard_normal((32, 64)).astype(np.float32) / 8, "a"),
-             numpy_helper.from_array(rng.standard_normal((64, 16)).astype(np.float32) / 8, "b"),
-             numpy_helper.from_array(gain, "g")]
-    nodes = [helper.make_node("MatMul", ["x", "a"], ["h"], name="node_p"),
-             helper.make_node("Mul", ["h", "g"], ["hg"], name="scale"),
-             helper.make_node("MatMul", ["hg", "b"], ["y"], name="node_q")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 50, 32])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 50, 16])], inits)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((32, 64)).astype(np.float32) / 8, "a"),
+        numpy_helper.from_array(rng.standard_normal((64, 16)).astype(np.float32) / 8, "b"),
+        numpy_helper.from_array(gain, "g"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "a"], ["h"], name="node_p"),
+        helper.make_node("Mul", ["h", "g"], ["hg"], name="scale"),
+        helper.make_node("MatMul", ["hg", "b"], ["y"], name="node_q"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 50, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 50, 16])],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return [{"x": rng.standard_normal((1, 50, 32)).astype(np.float32)} for _ in range(4)]
 
@@ -148,8 +171,10 @@ def test_outlier_inputs_are_found_from_calibration_data(tmp_path):
     assert described["tensors"]["x"]["int8_bulk_sqnr_db"] > described["thresholds"]["min_int8_bulk_sqnr_db"]
     naive = int8_recipe.quantize(str(tmp_path / "m.onnx"), str(tmp_path / "n.onnx"), H.reader(feeds), "naive")
     ref = H.session(tmp_path / "m.onnx")
-    sqnr = {name: np.mean([H.sqnr_db(ref.run(None, f)[0], H.session(tmp_path / name).run(None, f)[0]) for f in feeds])
-            for name in ("q.onnx", "n.onnx")}
+    sqnr = {
+        name: np.mean([H.sqnr_db(ref.run(None, f)[0], H.session(tmp_path / name).run(None, f)[0]) for f in feeds])
+        for name in ("q.onnx", "n.onnx")
+    }
     assert sqnr["q.onnx"] > sqnr["n.onnx"] + 10, (sqnr, naive["nodes"])
 
 

@@ -14,8 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import offline_env, snakemake
+
 from whisper_mxq import demo, models
+
+from conftest import offline_env, snakemake
 
 pytest.importorskip("transformers")
 
@@ -79,9 +81,18 @@ def test_a_checkpoint_of_another_model_under_a_whisper_config(model, tmp_path):
     no audio convolutions (every Whisper weight would be newly initialised)."""
     from transformers import BartConfig, BartForConditionalGeneration
 
-    bart = BartForConditionalGeneration(BartConfig(vocab_size=51865, d_model=64, encoder_layers=1, decoder_layers=1,
-                                                   encoder_attention_heads=2, decoder_attention_heads=2,
-                                                   encoder_ffn_dim=128, decoder_ffn_dim=128))
+    bart = BartForConditionalGeneration(
+        BartConfig(
+            vocab_size=51865,
+            d_model=64,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=128,
+            decoder_ffn_dim=128,
+        )
+    )
     bart.save_pretrained(tmp_path / "bart")
     shutil.copy(tmp_path / "bart" / "model.safetensors", model / "model.safetensors")
     message = refused(model, "the weights lack Whisper's ['encoder.conv1.weight'")
@@ -98,8 +109,11 @@ def test_an_english_only_tokenizer_beside_a_multilingual_model(model):
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
         (model / f).unlink()
     demo.write_tokenizer(model, english_only=True)
-    message = refused(model, f"the tokenizer's <|startoftranscript|> is id {english.sot} but config.json "
-                             f"decoder_start_token_id is {multi.sot}")
+    message = refused(
+        model,
+        f"the tokenizer's <|startoftranscript|> is id {english.sot} but config.json "
+        f"decoder_start_token_id is {multi.sot}",
+    )
     assert "English-only tokenizer beside a multilingual model" in message
 
 
@@ -135,12 +149,15 @@ def test_weights_cut_inside_the_header(model):
     refused(model, "weights model.safetensors are unreadable (its header length")
 
 
-@pytest.mark.parametrize("vocab, match", [
-    (10**9, "config.json vocab_size = 1000000000 is impossible for a Whisper"),
-    (0, "config.json vocab_size = 0 is impossible"),
-    ("51865", "config.json vocab_size = '51865' is impossible"),
-    (51000, "weight decoder.embed_tokens.weight has shape [51865, 64], config.json implies [51000, 64]"),
-])
+@pytest.mark.parametrize(
+    "vocab, match",
+    [
+        (10**9, "config.json vocab_size = 1000000000 is impossible for a Whisper"),
+        (0, "config.json vocab_size = 0 is impossible"),
+        ("51865", "config.json vocab_size = '51865' is impossible"),
+        (51000, "weight decoder.embed_tokens.weight has shape [51865, 64], config.json implies [51000, 64]"),
+    ],
+)
 def test_impossible_vocabulary_size(model, vocab, match):
     edit_json(model / "config.json", vocab_size=vocab)
     refused(model, match)
@@ -163,8 +180,9 @@ def test_only_pickled_weights(model):
 
 def test_shard_index_naming_a_file_outside_the_folder(model):
     (model / "model.safetensors").rename(model / "model-00001.safetensors")
-    (model / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"model.encoder.conv1.weight": "../../elsewhere.safetensors"}}))
+    (model / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"model.encoder.conv1.weight": "../../elsewhere.safetensors"}})
+    )
     refused(model, "model.safetensors.index.json names shards outside the folder")
 
 
@@ -194,8 +212,11 @@ def test_snapshot_refuses_weights_that_would_be_newly_initialised(model, tmp_pat
     del weights["model.encoder.layer_norm.weight"]
     save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
     models.check_model_source(str(model))  # the cheap checks cannot tell
-    with pytest.raises(ValueError, match=r"config key 'model': .* 1 weights missing \(they would be newly "
-                                         r"initialised at random\): model.encoder.layer_norm.weight"):
+    with pytest.raises(
+        ValueError,
+        match=r"config key 'model': .* 1 weights missing \(they would be newly "
+        r"initialised at random\): model.encoder.layer_norm.weight",
+    ):
         models.snapshot_model(str(model), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -213,8 +234,11 @@ def test_snapshot_of_an_unknown_hub_id_names_the_key(tmp_path, monkeypatch):
     # read once at import: the variable alone would come too late in this process
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"config key 'model': 'nobody/no-such-whisper' is neither a local model "
-                                         r"folder \(nothing at .*\) nor a model the Hub serves here"):
+    with pytest.raises(
+        ValueError,
+        match=r"config key 'model': 'nobody/no-such-whisper' is neither a local model "
+        r"folder \(nothing at .*\) nor a model the Hub serves here",
+    ):
         models.snapshot_model("nobody/no-such-whisper", str(tmp_path / "out"))
 
 

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from conftest import offline_env, snakemake
+
+from whisper_mxq import calibration, demo, labels, models
 
 from calib_helpers import calibrate_decoder, manifest_for
-from whisper_mxq import calibration, demo, labels, models
+from conftest import offline_env, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -169,8 +170,9 @@ def test_english_only_local_model_refuses_other_languages(tmp_path):
     model_dir = tmp_path / "toy"
     demo.build_tiny_model(model_dir, d_model=32, english_only=True)
     with pytest.raises(ValueError, match=r"English-only.*de_de"):
-        calibrate_decoder(str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")],
-                          calibration.Settings())
+        calibrate_decoder(
+            str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")], calibration.Settings()
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -201,8 +203,16 @@ def test_english_only_label_model_transcribes_english_and_refuses_others(tmp_pat
     from whisper.model import ModelDimensions, Whisper
 
     dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=2, n_text_layer=1,
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=32,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51864,
+        n_text_ctx=448,
+        n_text_state=32,
+        n_text_head=2,
+        n_text_layer=1,
     )  # 51864: the English vocabulary, so openai-whisper sees an English-only model
     torch.manual_seed(0)
     model = Whisper(dims)

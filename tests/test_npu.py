@@ -15,8 +15,13 @@ from test_runtime_bundle import BUNDLE, MODEL, RUNTIME, runtime_bundles, runtime
 def run_in_runtime(script: str, *args, tmp_path) -> dict:
     out = tmp_path / "out.json"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
-    proc = subprocess.run([str(runtime_python()), str(RUNTIME / script), *map(str, args), str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(runtime_python()), str(RUNTIME / script), *map(str, args), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-6000:]
     return json.loads(out.read_text())
 
@@ -28,9 +33,15 @@ def test_npu_path_matches_the_calibration_and_the_float_model(runtime_bundles, t
     token's only (mobilint-1.3's last_token_only)."""
     work = runtime_bundles[case]
     sample = "de_de_0000"
-    seen = run_in_runtime("check_npu.py", work / BUNDLE, work / f"models/{MODEL}",
-                          work / "calibration/decoder/whisper_decoder_calib.json", sample,
-                          work / f"calibration/encoder/encoder_calib_{sample}.npy", tmp_path=tmp_path)
+    seen = run_in_runtime(
+        "check_npu.py",
+        work / BUNDLE,
+        work / f"models/{MODEL}",
+        work / "calibration/decoder/whisper_decoder_calib.json",
+        sample,
+        work / f"calibration/encoder/encoder_calib_{sample}.npy",
+        tmp_path=tmp_path,
+    )
     # encoder states and decoder input embeddings as the workflow's calibration computed them
     assert seen["encode_shape"] == [1, 1500, 64] and seen["encode_max_diff"] < 1e-4
     assert seen["embeds_max_diff"] < 1e-5
@@ -49,7 +60,9 @@ def test_npu_path_on_a_card(tmp_path):
     python = runtime_python()
     code = "from whisper_mxq.npu import card_missing; print(card_missing() or '')"
     env = dict(os.environ, PYTHONPATH=str(RUNTIME.parents[1] / "workflow"))
-    reason = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    reason = subprocess.run(
+        [str(python), "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     if reason:
         pytest.skip(reason)
     bundle = os.environ.get("WHISPER_MXQ_NPU_BUNDLE")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+
 from conftest import OFFLINE, read_calls
 
 pytestmark = pytest.mark.slow
@@ -95,9 +96,7 @@ def test_decoder_states_equal_embedding_tables_and_encoder(demo_run, model):
         "input shapes": [[1, -1, d], [1, model.config.max_source_positions, d]],
     }
     assert len(calib["calib paths"]) == len(calib["metadata"]) == len(SAMPLES)
-    metadata_list = json.loads(
-        (demo_run / "calibration/decoder/whisper_decoder_calib_metadata.json").read_text()
-    )
+    metadata_list = json.loads((demo_run / "calibration/decoder/whisper_decoder_calib_metadata.json").read_text())
     assert metadata_list == [m["decoded_tokens"] for m in calib["metadata"]]
     for (dec_path, enc_path), meta, sample in zip(calib["calib paths"], calib["metadata"], SAMPLES):
         assert os.path.isabs(dec_path) and os.path.isabs(enc_path)
@@ -105,13 +104,11 @@ def test_decoder_states_equal_embedding_tables_and_encoder(demo_run, model):
         ids = meta["token_ids"]
         dec = np.load(dec_path, allow_pickle=False)
         assert dec.shape == (1, len(ids), d) and dec.dtype == np.float32
-        np.testing.assert_allclose(
-            dec[0], tokens_table[ids] + positions_table[: len(ids)], rtol=1e-6, atol=1e-6
-        )
+        np.testing.assert_allclose(dec[0], tokens_table[ids] + positions_table[: len(ids)], rtol=1e-6, atol=1e-6)
         assert meta["task_type"] in ("transcription_with_lang", "translation_with_lang")
         assert meta["use_translation"] == (meta["task_type"] == "translation_with_lang")
     # the model's own encoder, on two samples (a forward costs seconds)
-    for (dec_path, enc_path), sample in list(zip(calib["calib paths"], SAMPLES))[:2]:
+    for (_dec_path, enc_path), sample in list(zip(calib["calib paths"], SAMPLES))[:2]:
         feats = np.load(demo_run / f"calibration/encoder/encoder_calib_{sample}.npy")
         with torch.no_grad():
             want = model.model.encoder(torch.from_numpy(feats).transpose(1, 2)).last_hidden_state

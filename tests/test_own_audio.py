@@ -10,16 +10,32 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import OFFLINE, offline_env, snakemake
-from reliability import tone, wav
+
 from whisper_mxq import data, layout
 from whisper_mxq.demo import espeak_wav, fleurs_row, write_fleurs_rows
 
+from conftest import OFFLINE, offline_env, snakemake
+from reliability import tone, wav
+
 SENTENCES = {
-    "en_us": ("en-us", ["The weather is nice today.", "She reads a book every evening.",
-                        "We took the train to the city.", "Please close the door."]),
-    "de_de": ("de", ["Das Wetter ist heute schön.", "Sie liest jeden Abend ein Buch.",
-                     "Wir fahren mit dem Zug.", "Bitte schließ die Tür."]),
+    "en_us": (
+        "en-us",
+        [
+            "The weather is nice today.",
+            "She reads a book every evening.",
+            "We took the train to the city.",
+            "Please close the door.",
+        ],
+    ),
+    "de_de": (
+        "de",
+        [
+            "Das Wetter ist heute schön.",
+            "Sie liest jeden Abend ein Buch.",
+            "Wir fahren mit dem Zug.",
+            "Bitte schließ die Tür.",
+        ],
+    ),
 }
 HEADER = "file\tlanguage\ttranscription\tspeaker\n"  # an extra column is ignored
 
@@ -45,11 +61,14 @@ def rows_of(root: Path, lang: str, split: str = "validation") -> list[dict]:
 
 # --- the format --------------------------------------------------------------------------
 def test_rows_carry_fleurs_keys_in_file_order(tmp_path):
-    root = tone_folder(tmp_path / "mine", [("a/1.wav", "en_us", "one"), ("2.wav", "de_de", "zwei"),
-                                           ("a/3.wav", "en_us", "three")])
+    root = tone_folder(
+        tmp_path / "mine", [("a/1.wav", "en_us", "one"), ("2.wav", "de_de", "zwei"), ("a/3.wav", "en_us", "three")]
+    )
     rows = rows_of(root, "en_us")
     assert [(r["id"], r["path"], r["transcription"], r["raw_transcription"]) for r in rows] == [
-        (2, "a/1.wav", "one", "one"), (4, "a/3.wav", "three", "three")]
+        (2, "a/1.wav", "one", "one"),
+        (4, "a/3.wav", "three", "three"),
+    ]
     assert rows[0]["audio"] == {"bytes": (root / "a/1.wav").read_bytes(), "path": "a/1.wav"}
     assert all(set(data.REQUIRED_COLUMNS) <= set(r) and r["problem"] is None for r in rows)
     assert data.Source(str(root)).is_audio_folder() and not data.Source(str(root), "test").is_audio_folder()
@@ -58,8 +77,16 @@ def test_rows_carry_fleurs_keys_in_file_order(tmp_path):
 def test_bad_rows_are_skips_with_their_reasons(tmp_path):
     root = tone_folder(tmp_path / "mine", [("1.wav", "en_us", "one")])
     os.mkfifo(root / "fifo.wav")
-    write_folder(root, [("1.wav", "en_us", "one"), ("gone.wav", "en_us", "two"), ("1.wav", "en_us", "again"),
-                        ("1.wav", "en_us", ""), ("fifo.wav", "en_us", "four")])
+    write_folder(
+        root,
+        [
+            ("1.wav", "en_us", "one"),
+            ("gone.wav", "en_us", "two"),
+            ("1.wav", "en_us", "again"),
+            ("1.wav", "en_us", ""),
+            ("fifo.wav", "en_us", "four"),
+        ],
+    )
     tsv = root / "validation.tsv"
     problems = [r["problem"] for r in rows_of(root, "en_us")]
     assert problems == [
@@ -71,13 +98,16 @@ def test_bad_rows_are_skips_with_their_reasons(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("row, match", [
-    (("../outside.wav", "en_us", "x"), "file '../outside.wav' leaves the folder"),
-    (("/etc/passwd", "en_us", "x"), "file '/etc/passwd' leaves the folder"),
-    (("link.wav", "en_us", "x"), "file 'link.wav' leaves the folder"),
-    (("1.wav", "english", "x"), "language 'english' (column 'language') is not a FLEURS config code"),
-    (("", "en_us", "x"), "empty 'file' column"),
-])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        (("../outside.wav", "en_us", "x"), "file '../outside.wav' leaves the folder"),
+        (("/etc/passwd", "en_us", "x"), "file '/etc/passwd' leaves the folder"),
+        (("link.wav", "en_us", "x"), "file 'link.wav' leaves the folder"),
+        (("1.wav", "english", "x"), "language 'english' (column 'language') is not a FLEURS config code"),
+        (("", "en_us", "x"), "empty 'file' column"),
+    ],
+)
 def test_rows_that_make_the_list_wrong_are_errors_naming_the_line(tmp_path, row, match):
     (tmp_path / "outside.wav").write_bytes(wav(tone(1.0)))
     root = tone_folder(tmp_path / "mine", [("1.wav", "en_us", "one")])
@@ -88,11 +118,14 @@ def test_rows_that_make_the_list_wrong_are_errors_naming_the_line(tmp_path, row,
     assert match in str(caught.value)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("file\tlanguage\n1.wav\ten_us\n", "no column ['transcription'] in the header row"),
-    ("", "empty; expected a header row"),
-    ("file\tlanguage\ttranscription\n1.wav\ten_us\n", "line 2: 2 tab-separated fields, the header has 3"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("file\tlanguage\n1.wav\ten_us\n", "no column ['transcription'] in the header row"),
+        ("", "empty; expected a header row"),
+        ("file\tlanguage\ttranscription\n1.wav\ten_us\n", "line 2: 2 tab-separated fields, the header has 3"),
+    ],
+)
 def test_malformed_lists_are_errors_naming_the_file(tmp_path, text, match):
     root = tmp_path / "mine"
     root.mkdir()
@@ -143,18 +176,33 @@ def test_download_job_reads_an_audio_folder_and_continues_a_language(tmp_path):
     """Two jobs of one language: the second starts where the first stopped (its stamp),
     past the skipped rows, exactly as with FLEURS shards."""
     root = tone_folder(tmp_path / "mine", [(f"{i}.wav", "en_us", f"clip {i}") for i in range(4)])
-    write_folder(root, [("0.wav", "en_us", "clip 0"), ("gone.wav", "en_us", "lost"),
-                        ("1.wav", "en_us", "clip 1"), ("2.wav", "en_us", "clip 2")])
+    write_folder(
+        root,
+        [
+            ("0.wav", "en_us", "clip 0"),
+            ("gone.wav", "en_us", "lost"),
+            ("1.wav", "en_us", "clip 1"),
+            ("2.wav", "en_us", "clip 2"),
+        ],
+    )
     source = data.Source(str(root))
 
     def job(name, part):
         wavs = [str(tmp_path / layout.AUDIO.format(sample=f"en_us_{part.first_row}_{i}")) for i in range(part.count)]
-        return data.download_job(source, [part], wavs, str(tmp_path / f"{name}.json"),
-                                 str(tmp_path / f"{name}.stamp.json"), max_skipped_fraction=1.0)
+        return data.download_job(
+            source,
+            [part],
+            wavs,
+            str(tmp_path / f"{name}.json"),
+            str(tmp_path / f"{name}.stamp.json"),
+            max_skipped_fraction=1.0,
+        )
 
     first = job("000", data.Part("en_us", 2))["languages"]["en_us"]
     assert [s["fleurs_path"] for s in first["samples"]] == ["0.wav", "1.wav"]
-    assert [s["reason"] for s in first["skipped"]] == [f"{root / 'validation.tsv'} line 3: {root / 'gone.wav'}: no such file"]
+    assert [s["reason"] for s in first["skipped"]] == [
+        f"{root / 'validation.tsv'} line 3: {root / 'gone.wav'}: no such file"
+    ]
     second = job("001", data.Part("en_us", 1, data.next_row(str(tmp_path / "000.stamp.json"), "en_us")))
     assert [s["fleurs_path"] for s in second["languages"]["en_us"]["samples"]] == ["2.wav"]
 
@@ -185,20 +233,29 @@ def own_audio_run(tmp_path_factory) -> Path:
     write_folder(mine, rows)
     held_out = work / "eval_fleurs"
     for lang, (voice, sentences) in SENTENCES.items():
-        shard = [fleurs_row(lang, 0, sentences[3], espeak_wav(sentences[3], voice)),
-                 fleurs_row(lang, 1, sentences[0], espeak_wav(sentences[0], voice))]
+        shard = [
+            fleurs_row(lang, 0, sentences[3], espeak_wav(sentences[3], voice)),
+            fleurs_row(lang, 1, sentences[0], espeak_wav(sentences[0], voice)),
+        ]
         if lang == "de_de":
             shard[0]["transcription"] = shard[0]["raw_transcription"] = None
         write_fleurs_rows(held_out / lang / "test" / "0000.parquet", shard)
     cfg = work / "own.yaml"
-    cfg.write_text(json.dumps({
-        "fleurs": {"source": "my_audio", "split": "validation"},
-        "languages": ["en_us", "de_de"], "samples_per_language": 2,
-        "calibration": {"samples_per_job": 2},
-        "data": {"max_skipped_fraction": 0.6},
-        "quality": {"eval": {"source": "eval_fleurs", "split": "test", "samples_per_language": 1},
-                    "sweep": {"sizes": [4]}},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "fleurs": {"source": "my_audio", "split": "validation"},
+                "languages": ["en_us", "de_de"],
+                "samples_per_language": 2,
+                "calibration": {"samples_per_job": 2},
+                "data": {"max_skipped_fraction": 0.6},
+                "quality": {
+                    "eval": {"source": "eval_fleurs", "split": "test", "samples_per_language": 1},
+                    "sweep": {"sizes": [4]},
+                },
+            }
+        )
+    )
     snakemake(work, "-j2", "quality", "--configfile", str(OFFLINE), str(cfg), env=offline_env(double=False))
     return work
 
@@ -217,11 +274,15 @@ def test_own_audio_calibrates_and_evaluates(own_audio_run):
         assert (work / layout.ENCODER_NPY.format(sample=sample)).stat().st_size > 0
     listed = (work / layout.ENCODER_LIST).read_text().split()
     assert len(listed) == 4
-    report = json.loads((work / "reports" / "whisper-tiny-random_quality.json").read_text(),
-                        parse_constant=lambda c: pytest.fail(f"{c} in the report: not strict JSON"))
+    report = json.loads(
+        (work / "reports" / "whisper-tiny-random_quality.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in the report: not strict JSON"),
+    )
     assert sorted(c["sample"] for c in report["clips"]) == ["de_de_0000", "en_us_0000"]
     # The held-out de_de clip has no transcription: left out of WER, with the reason.
-    assert report["excluded_from_wer"] == [{"sample": "de_de_0000", "reason": "no reference transcription in the source"}]
+    assert report["excluded_from_wer"] == [
+        {"sample": "de_de_0000", "reason": "no reference transcription in the source"}
+    ]
     assert report["languages"]["de_de"]["wer_fp32"] is None and report["languages"]["de_de"]["clips_scored"] == 0
     assert report["languages"]["de_de"]["verdict"] == "no reference"
     assert report["languages"]["en_us"]["clips_scored"] == 1

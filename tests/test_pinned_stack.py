@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import DOUBLE, OFFLINE, REPO
+
 from whisper_mxq import audio, demo, encoder_calibration, layout
+
+from conftest import DOUBLE, OFFLINE, REPO
 
 pytestmark = pytest.mark.slow
 
-VENV = Path(os.environ.get("WHISPER_MXQ_PINNED_VENV")
-            or Path.home() / ".cache" / "whisper-mxq" / "pinned-venv")
+VENV = Path(os.environ.get("WHISPER_MXQ_PINNED_VENV") or Path.home() / ".cache" / "whisper-mxq" / "pinned-venv")
 PYTHON = VENV / "bin" / "python"
 MODEL = "whisper-tiny-random"
 
@@ -35,8 +36,13 @@ def pinned(package: str) -> str:
 
 
 def venv_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), str(DOUBLE)]))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), str(DOUBLE)]),
+    )
     env.pop("WHISPER_MXQ_SAMPLES_PER_JOB", None)
     return subprocess.run([str(PYTHON), *args], env=env, capture_output=True, text=True, **kwargs)
 
@@ -49,11 +55,24 @@ def pinned_run(tmp_path_factory) -> Path:
     assert version == pinned("transformers")
     work = tmp_path_factory.mktemp("pinned")
     small = work / "small.yaml"  # two languages, one job: the stack is the point, not the scale
-    small.write_text(json.dumps({"languages": ["en_us", "de_de"], "samples_per_language": 2,
-                                 "calibration": {"samples_per_job": 4}}))
+    small.write_text(
+        json.dumps({"languages": ["en_us", "de_de"], "samples_per_language": 2, "calibration": {"samples_per_job": 4}})
+    )
     targets = ["labels", "calibration", layout.BUNDLE.format(model=MODEL)]
-    proc = venv_run("-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "-j2", *targets,
-                    "--configfile", str(OFFLINE), str(small), timeout=1200)
+    proc = venv_run(
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "-j2",
+        *targets,
+        "--configfile",
+        str(OFFLINE),
+        str(small),
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return work
 
@@ -67,7 +86,8 @@ def test_pinned_stack_runs_the_model_facing_steps(pinned_run):
             assert (work / layout.DECODER_DECODER_STATES.format(sample=sample)).stat().st_size > 0
     assert len((work / layout.ENCODER_LIST).read_text().split()) == 4
     assert set(json.loads((work / layout.TRANSCRIPTIONS).read_text())) == {
-        f"{layout.sample_id(lang, i)}.wav" for lang in ("en_us", "de_de") for i in range(2)}
+        f"{layout.sample_id(lang, i)}.wav" for lang in ("en_us", "de_de") for i in range(2)
+    }
     bundle = work / layout.BUNDLE.format(model=MODEL)
     assert {f"{MODEL}_encoder.mxq", f"{MODEL}_decoder.mxq", "config.json"} <= {p.name for p in bundle.iterdir()}
     # Written by the pinned transformers, not the one running this test.
@@ -105,10 +125,12 @@ def test_files_written_under_one_version_load_under_the_other(pinned_run, tmp_pa
         tok = WhisperProcessor.from_pretrained(folder, local_files_only=True).tokenizer
         ids[name] = (tok.encode(text, add_special_tokens=False), tok.convert_tokens_to_ids(tokens), len(tok))
     assert ids["theirs"] == ids["ours"]
-    code = ("import sys; from transformers import WhisperProcessor, WhisperForConditionalGeneration as W;"
-            "t = WhisperProcessor.from_pretrained(sys.argv[1], local_files_only=True).tokenizer;"
-            "W.from_pretrained(sys.argv[1], use_safetensors=True);"
-            f"print(t.encode({text!r}, add_special_tokens=False), t.convert_tokens_to_ids({tokens!r}), len(t))")
+    code = (
+        "import sys; from transformers import WhisperProcessor, WhisperForConditionalGeneration as W;"
+        "t = WhisperProcessor.from_pretrained(sys.argv[1], local_files_only=True).tokenizer;"
+        "W.from_pretrained(sys.argv[1], use_safetensors=True);"
+        f"print(t.encode({text!r}, add_special_tokens=False), t.convert_tokens_to_ids({tokens!r}), len(t))"
+    )
     out = venv_run("-c", code, str(here), check=True).stdout.strip().splitlines()[-1]
     assert out == f"{ids['ours'][0]} {ids['ours'][1]} {ids['ours'][2]}"
 
@@ -121,4 +143,5 @@ def test_pinned_tokenizer_ids_equal_openai_whispers():
     assert proc.returncode == 0, proc.stderr[-3000:]
     clean = {"texts": [], "specials": {}, "size": 0}
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
-        kind: {"fast": clean, "slow": clean} for kind in ("multilingual", "english")}
+        kind: {"fast": clean, "slow": clean} for kind in ("multilingual", "english")
+    }

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import OFFLINE, copy_run, snakemake
 
-from whisper_mxq import atomic, heldout, inference, metrics, onnx_int8, report, sweep
+from whisper_mxq import atomic, inference, metrics, onnx_int8, report, sweep
+
+from conftest import OFFLINE, copy_run, snakemake
 
 CFG = yaml.safe_load(OFFLINE.read_text())
 LANGS = CFG["languages"]
@@ -77,16 +78,31 @@ def test_bleu_and_error_rates_leave_empty_references_out():
 
 
 def _row(sample, lang, reference, fp32, int8, **flags):
-    task = {"fp32_text": fp32, "int8_text": int8, "first_divergence": None,
-            "fp32_empty": not fp32, "int8_empty": not int8, "fp32_repetitive": False,
-            "int8_repetitive": flags.get("loop", False)}
-    return {"sample": sample, "language": lang, "reference": reference, "tasks": {"transcribe": task},
-            "encoder_cosine": 1.0, "encoder_sqnr_db": 30.0, "decoder_top1_agreement": 1.0}
+    task = {
+        "fp32_text": fp32,
+        "int8_text": int8,
+        "first_divergence": None,
+        "fp32_empty": not fp32,
+        "int8_empty": not int8,
+        "fp32_repetitive": False,
+        "int8_repetitive": flags.get("loop", False),
+    }
+    return {
+        "sample": sample,
+        "language": lang,
+        "reference": reference,
+        "tasks": {"transcribe": task},
+        "encoder_cosine": 1.0,
+        "encoder_sqnr_db": 30.0,
+        "decoder_top1_agreement": 1.0,
+    }
 
 
 def test_summary_verdict_against_max_wer_increase_and_clips_without_reference():
-    rows = [_row("de_de_0000", "de_de", "eins zwei drei vier", "eins zwei drei vier", "eins zwei drei fünf"),
-            _row("de_de_0001", "de_de", None, "hallo", "", loop=True)]
+    rows = [
+        _row("de_de_0000", "de_de", "eins zwei drei vier", "eins zwei drei vier", "eins zwei drei fünf"),
+        _row("de_de_0001", "de_de", None, "hallo", "", loop=True),
+    ]
     out = report.summary(rows, max_wer_increase=0.3)
     assert out["clips"] == 2 and out["clips_scored"] == 1  # the clip without reference: not in WER
     assert out["wer_fp32"] == 0 and out["wer_int8"] == pytest.approx(0.25)
@@ -122,8 +138,13 @@ def _fake_calibration(root: Path, samples: list[tuple[str, bool]], n_mels=4, fra
 
 
 def test_readers_feed_the_calibration_formats_and_subsets(tmp_path):
-    samples = [("de_de_0000", False), ("de_de_0001", True), ("de_de_0002", False),
-               ("en_us_0000", False), ("en_us_0001", True)]
+    samples = [
+        ("de_de_0000", False),
+        ("de_de_0001", True),
+        ("de_de_0002", False),
+        ("en_us_0000", False),
+        ("en_us_0001", True),
+    ]
     txt, js = _fake_calibration(tmp_path, samples)
     enc = onnx_int8.encoder_reader(str(txt))
     feeds = [enc.get_next() for _ in range(enc.count)]
@@ -172,8 +193,10 @@ def test_onnx_targets_build_with_npu_shaped_inputs(quality_run):
 
 def _strict_json(path: Path):
     """Python's json reads NaN and Infinity; strict JSON has neither."""
+
     def refuse(name):
         raise ValueError(f"{path}: {name} is not JSON")
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -206,8 +229,11 @@ def test_eval_clips_are_held_out(quality_run):
     from whisper_mxq import data
 
     def sentences(folder):
-        return {s["raw_transcription"] for m in (quality_run / folder).glob("[0-9][0-9][0-9].json")
-                for s in data.manifest_samples(json.loads(m.read_text()))}
+        return {
+            s["raw_transcription"]
+            for m in (quality_run / folder).glob("[0-9][0-9][0-9].json")
+            for s in data.manifest_samples(json.loads(m.read_text()))
+        }
 
     used, held = sentences("data/manifests"), sentences("data/eval_manifests")
     assert held and not used & held
@@ -258,8 +284,11 @@ def test_constant_calibration_features_give_worse_encoder_sqnr(quality_run, tmp_
 
     def sqnr(model: str) -> float:
         sess = onnx_int8.session(model)
-        return float(np.mean([metrics.sqnr_db(onnx_int8.run_encoder(reference, f),
-                                              onnx_int8.run_encoder(sess, f)) for f in feats]))
+        return float(
+            np.mean(
+                [metrics.sqnr_db(onnx_int8.run_encoder(reference, f), onnx_int8.run_encoder(sess, f)) for f in feats]
+            )
+        )
 
     real = sqnr(str(quality_run / f"compiled/{MODEL}_encoder.int8.onnx"))
     broken = sqnr(broken_onnx)

@@ -35,8 +35,11 @@ def test_tokenizer_ids_match_openai_whisper(tokenizer):
         assert tokenizer.encode(text, add_special_tokens=False) == reference.encode(text), text
     specials = reference.special_tokens  # every control and timestamp token, by name
     assert len(specials) == 1 + 1 + 99 + 6 + 1501
-    wrong = {t: (i, tokenizer.convert_tokens_to_ids(t)) for t, i in specials.items()
-             if tokenizer.convert_tokens_to_ids(t) != i}
+    wrong = {
+        t: (i, tokenizer.convert_tokens_to_ids(t))
+        for t, i in specials.items()
+        if tokenizer.convert_tokens_to_ids(t) != i
+    }
     assert not wrong
     assert len(tokenizer) == reference.encoding.n_vocab
     assert tokenizer.decode(reference.encode(TEXTS[3])) == TEXTS[3]
@@ -48,12 +51,16 @@ def test_generation_config_follows_openai_whisper_rules(realmodel_dir, tokenizer
     ref = get_tokenizer(multilingual=False)
     gen = json.loads((realmodel_dir / build.MODEL_DIR / "generation_config.json").read_text())
     # openai-whisper's DecodingTask suppresses these with suppress_tokens=[-1]
-    expected = sorted({*ref.non_speech_tokens, ref.transcribe, ref.translate, ref.sot,
-                       ref.sot_prev, ref.sot_lm, ref.no_speech})
+    expected = sorted(
+        {*ref.non_speech_tokens, ref.transcribe, ref.translate, ref.sot, ref.sot_prev, ref.sot_lm, ref.no_speech}
+    )
     assert gen["suppress_tokens"] == expected
     assert gen["begin_suppress_tokens"] == [*ref.encode(" "), ref.eot]  # SuppressBlank
     assert (gen["decoder_start_token_id"], gen["eos_token_id"], gen["no_timestamps_token_id"]) == (
-        ref.sot, ref.eot, ref.no_timestamps)
+        ref.sot,
+        ref.eot,
+        ref.no_timestamps,
+    )
     assert (gen["is_multilingual"], gen["max_length"]) == (False, 448)
     assert all(0 <= layer < 4 and 0 <= head < 6 for layer, head in gen["alignment_heads"])
 
@@ -74,15 +81,17 @@ def _greedy_transformers(model, features: np.ndarray, max_new: int = 64) -> list
     import torch
 
     with torch.no_grad():
-        out = model.torch.generate(torch.from_numpy(features.transpose(0, 2, 1)), max_new_tokens=max_new,
-                                   num_beams=1, do_sample=False)
+        out = model.torch.generate(
+            torch.from_numpy(features.transpose(0, 2, 1)), max_new_tokens=max_new, num_beams=1, do_sample=False
+        )
     return [int(i) for i in out[0] if i < model.eot]
 
 
 def test_encoder_and_greedy_decode_match_ctranslate2(realmodel, realmodel_clips, realmodel_dir):
     ctranslate2 = pytest.importorskip("ctranslate2")
-    runtime = ctranslate2.models.Whisper(str(build.ctranslate2_dir(realmodel_dir)), device="cpu",
-                                         compute_type="float32")
+    runtime = ctranslate2.models.Whisper(
+        str(build.ctranslate2_dir(realmodel_dir)), device="cpu", compute_type="float32"
+    )
     _, held_out = realmodel_clips
     sqnr, same = [], 0
     for clip in held_out[:4]:

@@ -31,8 +31,10 @@ def test_every_clip_names_its_source_licence_and_transcript(catalogue):
 
 
 def test_splits_share_no_sentence(catalogue):
-    by_split = {s: {c["transcript"].strip() for c in catalogue["clips"] if c["split"] == s}
-                for s in (build.CALIBRATION_SPLIT, build.EVAL_SPLIT)}
+    by_split = {
+        s: {c["transcript"].strip() for c in catalogue["clips"] if c["split"] == s}
+        for s in (build.CALIBRATION_SPLIT, build.EVAL_SPLIT)
+    }
     assert not by_split[build.CALIBRATION_SPLIT] & by_split[build.EVAL_SPLIT]
 
 
@@ -50,8 +52,11 @@ def test_workflow_reads_both_splits(realmodel_dir, catalogue):
 
 def test_speech_rebuild_is_byte_identical(tmp_path):
     def digests(folder):
-        return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(folder.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
 
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):

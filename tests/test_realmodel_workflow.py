@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import snakemake
 from realmodel import build
 from realmodel.fixtures import realmodel_dir  # noqa: F401
+
+from conftest import snakemake
 
 N_CALIBRATION, N_EVAL = 8, 6
 
@@ -23,8 +24,9 @@ def real_run(realmodel_dir, tmp_path_factory):
     cfg = yaml.safe_load((realmodel_dir / build.CONFIG).read_text())
     cfg["samples_per_language"] = N_CALIBRATION
     cfg["calibration"]["samples_per_job"] = N_CALIBRATION
-    cfg["quality"].update({"eval": {"split": build.EVAL_SPLIT, "samples_per_language": N_EVAL},
-                           "max_new_tokens": 64, "latency_runs": 1})
+    cfg["quality"].update(
+        {"eval": {"split": build.EVAL_SPLIT, "samples_per_language": N_EVAL}, "max_new_tokens": 64, "latency_runs": 1}
+    )
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     bundle = f"bundle/{build.MODEL_DIR}-mxq"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import OFFLINE, REPO, copy_run, offline_env, snakemake
 
 MODEL = "whisper-tiny-random"
@@ -28,22 +29,40 @@ def runtime_python() -> Path:
 
 def load_in_runtime(bundle: Path, reference: Path, tmp_path: Path) -> dict:
     out = tmp_path / "runtime.json"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"),
-               PYTHONPATH="")
-    proc = subprocess.run([str(runtime_python()), str(RUNTIME / "check_bundle.py"), str(bundle), str(reference), str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+        PYTHONPATH="",
+    )
+    proc = subprocess.run(
+        [str(runtime_python()), str(RUNTIME / "check_bundle.py"), str(bundle), str(reference), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-6000:]
     return json.loads(out.read_text())
 
 
 # (recipe and board) -> what the runtime must read and do: per part (core mode, cores or clusters)
 CASES = {
-    "tutorial-aries": ({"device": "cpu"}, "1.0.1", "aries-rb",
-                       {"encoder": ("global4", [], ["0:0"]), "decoder": ("single", ["0:1:0"], [])},
-                       {"encoder": ("Global4", [], [0]), "decoder": ("Single", ["1:0"], [])}),
-    "mobilint-regulus": ({"device": "cpu", "recipe": "mobilint-1.3", "target_device": "regulus-rb"}, "1.3.0", "regulus-rb",
-                         {"encoder": ("single", ["0:0:0"], []), "decoder": ("single", ["0:0:0"], [])},
-                         {"encoder": ("Single", ["0:0"], []), "decoder": ("Single", ["0:0"], [])}),
+    "tutorial-aries": (
+        {"device": "cpu"},
+        "1.0.1",
+        "aries-rb",
+        {"encoder": ("global4", [], ["0:0"]), "decoder": ("single", ["0:1:0"], [])},
+        {"encoder": ("Global4", [], [0]), "decoder": ("Single", ["1:0"], [])},
+    ),
+    "mobilint-regulus": (
+        {"device": "cpu", "recipe": "mobilint-1.3", "target_device": "regulus-rb"},
+        "1.3.0",
+        "regulus-rb",
+        {"encoder": ("single", ["0:0:0"], []), "decoder": ("single", ["0:0:0"], [])},
+        {"encoder": ("Single", ["0:0"], []), "decoder": ("Single", ["0:0"], [])},
+    ),
 }
 
 
@@ -76,9 +95,15 @@ def test_real_runtime_loads_the_bundle_and_feeds_calibrated_shapes(runtime_bundl
 
     # the runtime's own reading of config.json, loaded through auto_map and the proxy
     config = seen["config"]
-    assert config["class"] == "MobilintWhisperConfig" and seen["model_class"] == "MobilintWhisperForConditionalGeneration"
+    assert (
+        config["class"] == "MobilintWhisperConfig" and seen["model_class"] == "MobilintWhisperForConditionalGeneration"
+    )
     for part, (mode, cores, clusters) in config_keys.items():
-        assert (config[f"{part}_core_mode"], config[f"{part}_target_cores"], config[f"{part}_target_clusters"]) == (mode, cores, clusters)
+        assert (config[f"{part}_core_mode"], config[f"{part}_target_cores"], config[f"{part}_target_clusters"]) == (
+            mode,
+            cores,
+            clusters,
+        )
         assert config[f"{part}_target_device"] == target and config[f"{part}_dev_no"] == 0
         assert config[f"{part}_mxq_path"] == f"{MODEL}_{part}.mxq"
 
@@ -105,7 +130,9 @@ def test_real_runtime_loads_the_bundle_and_feeds_calibrated_shapes(runtime_bundl
         assert embeds[:2] == [1, 1] and embeds[3] == d and 1 <= embeds[2] <= 448
         assert states == [1, 1, *enc_states[1:]]
         assert c["dtypes"] == ["float32", "float32"]
-    assert decoder[0]["shapes"][0][2] == 4 and decoder[0]["cache_size"] == 0  # <|sot|><|de|><|transcribe|><|notimestamps|>
+    assert (
+        decoder[0]["shapes"][0][2] == 4 and decoder[0]["cache_size"] == 0
+    )  # <|sot|><|de|><|transcribe|><|notimestamps|>
     assert decoder[1]["cache_size"] == 4  # the KV cache on the device: one new token a step
 
     # the NPU stand-ins compute the float model: the runtime's host side (embedding tables,

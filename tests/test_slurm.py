@@ -31,8 +31,10 @@ TEXT_SUFFIXES = {".json", ".txt"}
 # No slurmdbd on the test cluster: poll with squeue (slurm.conf keeps finished jobs for
 # MinJobAge=600 s), and start polling after 2 s instead of the plugin's 40.
 SLURM_TEST_ARGS = (
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "2",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
     "--slurm-no-account",
     "--slurm-keep-successful-logs",
 )
@@ -83,17 +85,32 @@ def test_demo_on_slurm_matches_local_run(cluster, tmp_path):
     local.mkdir()
     with open(local / "snakemake.out", "w") as out:
         reference = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(local),
-             *TARGETS, "-j2", "--configfile", str(OFFLINE)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(REPO / "Snakefile"),
+                "-d",
+                str(local),
+                *TARGETS,
+                "-j2",
+                "--configfile",
+                str(OFFLINE),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         proc = snakemake(
             remote,
             *TARGETS,
-            "--workflow-profile", str(REPO / "profiles" / "slurm-cpu"),
+            "--workflow-profile",
+            str(REPO / "profiles" / "slurm-cpu"),
             *SLURM_TEST_ARGS,
-            "--configfile", str(OFFLINE),
+            "--configfile",
+            str(OFFLINE),
             env=env,
         )
         slurm_s = time.monotonic() - started

@@ -27,12 +27,15 @@ def texts() -> list[str]:
     english = json.loads((Path(whisper.__file__).parent / "normalizers" / "english.json").read_text())
     words = list(english) + list(english.values())
     rng = random.Random(0)
-    alphabet = ("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 ,.!?'\"-\n\t éàüößçñ漢字かなカナ한국어"
-                "Привет мир مرحبا नमस्ते ไทย😀🎉")
-    return ([s for v in demo.DEMO_SENTENCES.values() for s in v]
-            + [" ".join(words[i : i + 40]) for i in range(0, len(words), 40)]
-            + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80))) for _ in range(800)]
-            + ["aaaaaaaaaaaaaaaaaaaaaaa", " ", "   ", "'s'll'd've", "1234567890123", "\n\n\n", "hello<|en|>world"])
+    alphabet = (
+        "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 ,.!?'\"-\n\t éàüößçñ漢字かなカナ한국어Привет мир مرحبا नमस्ते ไทย😀🎉"
+    )
+    return (
+        [s for v in demo.DEMO_SENTENCES.values() for s in v]
+        + [" ".join(words[i : i + 40]) for i in range(0, len(words), 40)]
+        + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80))) for _ in range(800)]
+        + ["aaaaaaaaaaaaaaaaaaaaaaa", " ", "   ", "'s'll'd've", "1234567890123", "\n\n\n", "hello<|en|>world"]
+    )
 
 
 def mismatches(english_only: bool) -> dict:
@@ -46,12 +49,17 @@ def mismatches(english_only: bool) -> dict:
         kinds = {"fast": WhisperTokenizerFast.from_pretrained(folder), "slow": WhisperTokenizer.from_pretrained(folder)}
         out = {}
         for name, tok in kinds.items():
-            wrong = [t for t in texts()
-                     if tok.encode(t, add_special_tokens=False) != reference.encode(t, allowed_special="all")]
+            wrong = [
+                t
+                for t in texts()
+                if tok.encode(t, add_special_tokens=False) != reference.encode(t, allowed_special="all")
+            ]
             specials = {t: tok.convert_tokens_to_ids(t) for t in reference._special_tokens}
-            out[name] = {"texts": wrong[:3], "specials": {t: i for t, i in specials.items()
-                                                          if i != reference._special_tokens[t]},
-                         "size": len(tok) - reference.n_vocab}
+            out[name] = {
+                "texts": wrong[:3],
+                "specials": {t: i for t, i in specials.items() if i != reference._special_tokens[t]},
+                "size": len(tok) - reference.n_vocab,
+            }
     return out
 
 
@@ -68,8 +76,12 @@ def test_the_conversion_is_transformers_own():
     from whisper.tokenizer import get_encoding
 
     encoding = get_encoding("multilingual", num_languages=demo.NUM_LANGUAGES)
-    converted = TikTokenConverter(vocab_file=demo._tiktoken_file("multilingual"), pattern=encoding._pat_str,
-                                  extra_special_tokens=[], additional_special_tokens=[]).converted()
+    converted = TikTokenConverter(
+        vocab_file=demo._tiktoken_file("multilingual"),
+        pattern=encoding._pat_str,
+        extra_special_tokens=[],
+        additional_special_tokens=[],
+    ).converted()
     ours = json.loads(demo.tokenizer_json())
     assert ours["model"]["merges"] == json.loads(converted.to_str())["model"]["merges"]
     assert ours["model"]["vocab"] == json.loads(converted.to_str())["model"]["vocab"]

@@ -48,12 +48,19 @@ class GenerateDecoder:
             out = GenerationMixin.generate(
                 self.model,
                 encoder_outputs=BaseModelOutput(last_hidden_state=states.to(self.model.dtype)),
-                decoder_input_ids=ids, max_new_tokens=steps, min_new_tokens=None,
-                do_sample=False, num_beams=1, cache_implementation="static", disable_compile=not self.compile,
-                suppress_tokens=gen.suppress_tokens, begin_suppress_tokens=gen.begin_suppress_tokens,
-                eos_token_id=eot, pad_token_id=eot,
+                decoder_input_ids=ids,
+                max_new_tokens=steps,
+                min_new_tokens=None,
+                do_sample=False,
+                num_beams=1,
+                cache_implementation="static",
+                disable_compile=not self.compile,
+                suppress_tokens=gen.suppress_tokens,
+                begin_suppress_tokens=gen.begin_suppress_tokens,
+                eos_token_id=eot,
+                pad_token_id=eot,
             )
-        new = out[:, ids.shape[1]:].tolist()
+        new = out[:, ids.shape[1] :].tolist()
         return [row + [eot] * (steps - len(row)) for row in new]
 
 
@@ -61,8 +68,9 @@ def _job(args) -> None:
     """One calibrate job with the chosen decoder (the child process)."""
     import torch
 
-    from calib_helpers import manifest_for
     from whisper_mxq import calibration, decoding, devices
+
+    from calib_helpers import manifest_for
 
     if args.decoder != "greedy":
         compile_ = args.decoder == "static-compile"
@@ -73,11 +81,16 @@ def _job(args) -> None:
     manifest, stamp = manifest_for(wavs, out)
     t = time.perf_counter()
     calibration.calibrate_job(
-        args.snapshot, manifest, stamp,
-        [str(out / f"enc/{s}.npy") for s in samples], [str(out / f"dec/{s}") for s in samples],
+        args.snapshot,
+        manifest,
+        stamp,
+        [str(out / f"enc/{s}.npy") for s in samples],
+        [str(out / f"dec/{s}") for s in samples],
         str(out / "summary.json"),
         calibration.Settings(max_new_tokens=args.tokens, batch_size=args.batch, dtype=args.dtype),
-        device=devices.pick(args.device), threads=args.threads)
+        device=devices.pick(args.device),
+        threads=args.threads,
+    )
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0
     print(json.dumps({"job_s": time.perf_counter() - t, "gpu_peak_mib": peak}), flush=True)
 
@@ -92,10 +105,29 @@ def _wavs(run_dir: str, n: int) -> list[str]:
 def run(decoder: str, args, wavs: list[str], workdir: str) -> dict:
     wavs_file = Path(workdir, "wavs.json")
     wavs_file.write_text(json.dumps(wavs))
-    cmd = [sys.executable, __file__, "--child", "--decoder", decoder, "--snapshot", args.snapshot,
-           "--wavs-file", str(wavs_file), "--workdir", workdir, "--tokens", str(args.tokens),
-           "--batch", str(args.batch), "--dtype", args.dtype, "--device", args.device,
-           "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--decoder",
+        decoder,
+        "--snapshot",
+        args.snapshot,
+        "--wavs-file",
+        str(wavs_file),
+        "--workdir",
+        workdir,
+        "--tokens",
+        str(args.tokens),
+        "--batch",
+        str(args.batch),
+        "--dtype",
+        args.dtype,
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -137,8 +169,11 @@ def main() -> None:
                 with open(args.out, "a") as f:
                     f.write(json.dumps(results[decoder]) + "\n")
         if args.check:
-            ids = {d: [e["token_ids"] for e in json.loads(Path(tmp, d, "summary.json").read_text())["samples"]]
-                   for d in results if "error" not in results[d]}
+            ids = {
+                d: [e["token_ids"] for e in json.loads(Path(tmp, d, "summary.json").read_text())["samples"]]
+                for d in results
+                if "error" not in results[d]
+            }
             for d, got in ids.items():
                 same = sum(a == b for a, b in zip(got, ids["greedy"]))
                 print(f"{d}: {same}/{len(got)} samples with greedy's token ids")

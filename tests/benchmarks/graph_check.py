@@ -51,8 +51,11 @@ def main() -> None:
         mixed = [prompt if row % 2 else french for row in range(args.batch)]
         reused = kept(other, mixed)
         fresh = decoding.Greedy(model, args.tokens, graphs=False)(other, mixed)
-        print(f"{device}: graph reused on other states and prompts == no graph {reused == fresh}, "
-              f"differs from the first batch {reused != graph}", flush=True)
+        print(
+            f"{device}: graph reused on other states and prompts == no graph {reused == fresh}, "
+            f"differs from the first batch {reused != graph}",
+            flush=True,
+        )
         failed |= reused != fresh or reused == graph
     sys.exit(1 if failed else 0)
 

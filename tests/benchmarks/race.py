@@ -46,8 +46,9 @@ SAMPLE_RATE = 16000
 
 
 # --- contenders (each runs in a child process: `race.py _run -`, its spec on stdin) ------------------
-def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new_tokens: int,
-                  tasks_per_clip: int = 2, seed: int = 0) -> None:
+def tutorial_loop(
+    snapshot: str, wavs: list[str], out: str, device: str, max_new_tokens: int, tasks_per_clip: int = 2, seed: int = 0
+) -> None:
     """The seed's step 2, clip by clip, with transformers as the tutorial pins it."""
     import numpy as np
     import torch
@@ -100,8 +101,9 @@ def tutorial_loop(snapshot: str, wavs: list[str], out: str, device: str, max_new
         np.save(f"{folder}/decoder_hidden_states.npy", emb.cpu().numpy())
 
 
-def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings: dict,
-                 per_job: int, threads: int, at_once: int = 1) -> dict:
+def package_jobs(
+    snapshot: str, wavs: list[str], out: str, device: str, settings: dict, per_job: int, threads: int, at_once: int = 1
+) -> dict:
     """The rules' work: per job (per_job consecutive clips of the language-major list,
     which is how jobs.plan cuts them) calibrate_job as the calibrate rule
     calls it, each job in a process of its own, one after the other (as Snakemake runs
@@ -119,39 +121,65 @@ def package_jobs(snapshot: str, wavs: list[str], out: str, device: str, settings
     specs = []
     for start in range(0, len(order), per_job):
         job = order[start : start + per_job]
-        specs.append(dict(kind="job", snapshot=snapshot, samples=[samples[i] for i in job],
-                          wavs=[wavs[i] for i in job], npys=[f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job],
-                          dirs=[f"{out}/decoder/sample_{samples[i]}" for i in job],
-                          device=device, settings=settings, threads=threads))
+        specs.append(
+            dict(
+                kind="job",
+                snapshot=snapshot,
+                samples=[samples[i] for i in job],
+                wavs=[wavs[i] for i in job],
+                npys=[f"{out}/encoder/encoder_calib_{samples[i]}.npy" for i in job],
+                dirs=[f"{out}/decoder/sample_{samples[i]}" for i in job],
+                device=device,
+                settings=settings,
+                threads=threads,
+            )
+        )
     with ThreadPoolExecutor(at_once) as pool:
         results = list(pool.map(run_child, specs))
     return {"gpu_mb": max(r.get("gpu_mb", 0.0) for r in results)}
 
 
-def calibrate_job(snapshot: str, samples: list[str], wavs: list[str], npys: list[str], dirs: list[str],
-                  device: str, settings: dict, threads: int, out: str | None = None) -> None:
+def calibrate_job(
+    snapshot: str,
+    samples: list[str],
+    wavs: list[str],
+    npys: list[str],
+    dirs: list[str],
+    device: str,
+    settings: dict,
+    threads: int,
+    out: str | None = None,
+) -> None:
     """One calibrate rule job (workflow/scripts/calibrate.py's call) over a download
     job's manifest of these clips."""
-    from calib_helpers import manifest_for
-
     from whisper_mxq import calibration
+
+    from calib_helpers import manifest_for
 
     job = Path(dirs[0]).parent / f".job_{samples[0]}"
     manifest, stamp = manifest_for(wavs, job)
-    calibration.calibrate_job(snapshot, manifest, stamp, npys, dirs, str(job / "summary.json"),
-                              calibration.Settings(**settings), device=device, threads=threads)
+    calibration.calibrate_job(
+        snapshot,
+        manifest,
+        stamp,
+        npys,
+        dirs,
+        str(job / "summary.json"),
+        calibration.Settings(**settings),
+        device=device,
+        threads=threads,
+    )
 
 
-def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int,
-              batch: int = 16) -> dict:
+def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int, batch: int = 16) -> dict:
     """Batch vs one-clip runs of calibrate_decoder, per generation dtype: the share of
     samples whose token ids are identical, and the largest relative error of the saved
     fp32 encoder states (norm of the difference over the norm)."""
     import numpy as np
 
-    from calib_helpers import calibrate_decoder, calibrate_encoder
-
     from whisper_mxq import calibration
+
+    from calib_helpers import calibrate_decoder, calibrate_encoder
 
     samples = [Path(w).stem for w in wavs]
     npys = [f"{out}/encoder/{s}.npy" for s in samples]
@@ -163,8 +191,13 @@ def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int
             dirs = [f"{out}/{dtype}_{b}/{s}" for s in samples]
             # one job: batches of b mix the languages; at b=1 one graph serves every clip
             calibrate_decoder(
-                snapshot, samples, npys, dirs,
-                calibration.Settings(max_new_tokens=tokens, batch_size=b, dtype=dtype), device=device)
+                snapshot,
+                samples,
+                npys,
+                dirs,
+                calibration.Settings(max_new_tokens=tokens, batch_size=b, dtype=dtype),
+                device=device,
+            )
             runs[b] = dirs
         same, rel = 0, 0.0
         for one, many in zip(runs[1], runs[batch]):
@@ -187,8 +220,19 @@ def snakemake_run(run_dir: str, out: str, configfile: str, per_job: int) -> None
     override.write_text(f"calibration: {{samples_per_job: {per_job}}}\n")
     extra = ["--configfile", configfile, str(override)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO / "workflow"))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "-j2",
-           *extra, "--rerun-triggers=mtime", "calibration"]  # `=`: ends the nargs+ lists
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "-j2",
+        *extra,
+        "--rerun-triggers=mtime",
+        "calibration",
+    ]  # `=`: ends the nargs+ lists
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(proc.stderr[-4000:])
@@ -214,9 +258,13 @@ def _child(spec: dict) -> None:
         print("AGREE " + json.dumps(agreement(**spec)))
     else:
         snakemake_run(**spec)
-    result.update({"work_s": time.perf_counter() - t0,
-                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
+    result.update(
+        {
+            "work_s": time.perf_counter() - t0,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        }
+    )
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         result["gpu_mb"] = max(result.get("gpu_mb", 0.0), sys.modules["torch"].cuda.max_memory_allocated() / 2**20)
     print("RESULT " + json.dumps(result), flush=True)
@@ -226,19 +274,20 @@ def run_child(spec: dict) -> dict:
     """`race.py _run SPEC` in a new process; its RESULT, with its wall time."""
     t0 = time.perf_counter()
     # the spec on stdin: a job's thousands of paths overflow an argument list
-    proc = subprocess.run([sys.executable, __file__, "_run", "-"], input=json.dumps(spec), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "_run", "-"], input=json.dumps(spec), capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{spec['kind']} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")
-    for l in proc.stdout.splitlines():
-        if l.startswith("AGREE "):
-            print(f"batch vs one-clip agreement ({len(spec['wavs'])} clips): {l[6:]}", flush=True)
-        elif l.startswith("JOB ") and spec["kind"] == "job":  # up to the race's own output
-            print(f"{l} (process {wall:.1f} s)", flush=True)
-        elif l.startswith("JOB "):
-            print(f"    {l[4:]}", file=sys.stderr, flush=True)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    for row in proc.stdout.splitlines():
+        if row.startswith("AGREE "):
+            print(f"batch vs one-clip agreement ({len(spec['wavs'])} clips): {row[6:]}", flush=True)
+        elif row.startswith("JOB ") and spec["kind"] == "job":  # up to the race's own output
+            print(f"{row} (process {wall:.1f} s)", flush=True)
+        elif row.startswith("JOB "):
+            print(f"    {row[4:]}", file=sys.stderr, flush=True)
+    line = next(row for row in proc.stdout.splitlines() if row.startswith("RESULT "))
     return dict(json.loads(line[7:]), wall_s=wall)
 
 
@@ -292,12 +341,23 @@ def small_model(folder: Path, processor_dir: str | None = None) -> str:
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     generation.suppress_tokens = list(range(eot, len(tok)))  # fixed decode length
     cfg = WhisperConfig(
-        vocab_size=len(tok), num_mel_bins=80, d_model=768, encoder_layers=12, decoder_layers=12,
-        encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072,
-        decoder_ffn_dim=3072, max_source_positions=1500, max_target_positions=448,
+        vocab_size=len(tok),
+        num_mel_bins=80,
+        d_model=768,
+        encoder_layers=12,
+        decoder_layers=12,
+        encoder_attention_heads=12,
+        decoder_attention_heads=12,
+        encoder_ffn_dim=3072,
+        decoder_ffn_dim=3072,
+        max_source_positions=1500,
+        max_target_positions=448,
         decoder_start_token_id=tok.convert_tokens_to_ids("<|startoftranscript|>"),
-        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        begin_suppress_tokens=None, suppress_tokens=None,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
     )
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(cfg).eval()
@@ -315,14 +375,19 @@ def generate_ids(model, states, prompt: list[int], tokens: int) -> list[list[int
     from transformers.modeling_outputs import BaseModelOutput
 
     with torch.no_grad():
-        out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), language="de",
-                             task="transcribe", max_new_tokens=tokens).tolist()
-    return [row[len(prompt):] if row[: len(prompt)] == prompt else row for row in out]
+        out = model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=states),
+            language="de",
+            task="transcribe",
+            max_new_tokens=tokens,
+        ).tolist()
+    return [row[len(prompt) :] if row[: len(prompt)] == prompt else row for row in out]
 
 
 # --- the race ----------------------------------------------------------------------------
-def race(contenders: dict[str, dict], clips: dict[str, int], repeats: int,
-         log: str | None = None) -> dict[str, list[dict]]:
+def race(
+    contenders: dict[str, dict], clips: dict[str, int], repeats: int, log: str | None = None
+) -> dict[str, list[dict]]:
     """Interleaved repeats; each result is appended to `log` (JSON lines) as it lands,
     so a run cut short by a time limit still leaves what it measured."""
     results: dict[str, list[dict]] = {name: [] for name in contenders}
@@ -335,22 +400,29 @@ def race(contenders: dict[str, dict], clips: dict[str, int], repeats: int,
             if log:
                 with open(log, "a") as f:
                     f.write(json.dumps({"contender": name, "repeat": r, "clips": clips[name], **res}) + "\n")
-            print(f"  [{r + 1}/{repeats}] {name}: {res['wall_s']:.1f} s wall, "
-                  f"{res['clips_s']:.2f} clips/s", file=sys.stderr, flush=True)
+            print(
+                f"  [{r + 1}/{repeats}] {name}: {res['wall_s']:.1f} s wall, {res['clips_s']:.2f} clips/s",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
 def table(results: dict[str, list[dict]], clips: dict[str, int], base: str) -> str:
     med = {n: statistics.median(r["clips_s"] for r in rs) for n, rs in results.items()}
-    rows = ["| contender | clips | clips/s (median, end to end) | in-process s | x loop | peak RSS MB | peak GPU MB |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| contender | clips | clips/s (median, end to end) | in-process s | x loop | peak RSS MB | peak GPU MB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, rs in results.items():
         work = statistics.median(r["work_s"] for r in rs)
         rss = max(max(r["rss_mb"], r["child_rss_mb"]) for r in rs)
         gpu = max((r.get("gpu_mb", 0) for r in rs), default=0)
         all_runs = ", ".join(f"{r['clips_s']:.2f}" for r in rs)
-        rows.append(f"| {name} | {clips[name]} | {med[name]:.2f} ({all_runs}) | {work:.1f} | "
-                    f"{med[name] / med[base]:.2f} | {rss:.0f} | {gpu:.0f} |")
+        rows.append(
+            f"| {name} | {clips[name]} | {med[name]:.2f} ({all_runs}) | {work:.1f} | "
+            f"{med[name] / med[base]:.2f} | {rss:.0f} | {gpu:.0f} |"
+        )
     return "\n".join(rows)
 
 
@@ -362,15 +434,17 @@ def main() -> None:
     d = sub.add_parser("demo", help="CPU, the offline demo's model and clips")
     d.add_argument("--run", required=True, help="a finished offline demo working directory")
     d.add_argument("--repeats", type=int, default=3)
-    d.add_argument("--per-job", type=int, nargs="+", default=None,
-                   help="samples_per_job values to race (default: the config's)")
+    d.add_argument(
+        "--per-job", type=int, nargs="+", default=None, help="samples_per_job values to race (default: the config's)"
+    )
     d.add_argument("--snakemake", action="store_true", help="also race the real snakemake run")
     s = sub.add_parser("small", help="GPU, whisper-small shape, random weights")
     s.add_argument("--clips", type=int, default=128)
     s.add_argument("--loop-clips", type=int, default=16)
     s.add_argument("--langs", default="de_de,fr_fr,ja_jp,ko_kr")
-    s.add_argument("--variants", default="fp32:16,fp16:16,fp16:32,fp16:64",
-                   help="dtype:batch[:per_job[:jobs at once]],...")
+    s.add_argument(
+        "--variants", default="fp32:16,fp16:16,fp16:32,fp16:64", help="dtype:batch[:per_job[:jobs at once]],..."
+    )
     s.add_argument("--per-job", type=int, default=None, help="default: all clips of a language")
     s.add_argument("--threads", type=int, default=4, help="a calibrate job's threads (the rule's)")
     s.add_argument("--tokens", type=int, default=64)
@@ -390,19 +464,34 @@ def main() -> None:
         snapshot = str(run / "models" / Path(cfg["model"]).name)
         wavs = sorted(str(p) for p in (run / "data/audio_files").glob("*.wav"))
         cal = cfg["calibration"]
-        settings = {"seed": cfg["seed"], "translate_ratio": cal["translate_ratio"],
-                    "max_new_tokens": cal["max_new_tokens"], "batch_size": cal["batch_size"], "dtype": "fp32"}
-        contenders = {"loop": dict(kind="loop", snapshot=snapshot, wavs=wavs, device="cpu",
-                                   max_new_tokens=cal["max_new_tokens"])}
+        settings = {
+            "seed": cfg["seed"],
+            "translate_ratio": cal["translate_ratio"],
+            "max_new_tokens": cal["max_new_tokens"],
+            "batch_size": cal["batch_size"],
+            "dtype": "fp32",
+        }
+        contenders = {
+            "loop": dict(kind="loop", snapshot=snapshot, wavs=wavs, device="cpu", max_new_tokens=cal["max_new_tokens"])
+        }
         for per_job in args.per_job or [cal["samples_per_job"]]:
             contenders[f"package per_job={per_job}"] = dict(
-                kind="package", snapshot=snapshot, wavs=wavs, device="cpu", settings=settings, per_job=per_job,
-                threads=2)
+                kind="package",
+                snapshot=snapshot,
+                wavs=wavs,
+                device="cpu",
+                settings=settings,
+                per_job=per_job,
+                threads=2,
+            )
         if args.snakemake:
             for per_job in args.per_job or [cal["samples_per_job"]]:
                 contenders[f"snakemake -j2 per_job={per_job}"] = dict(
-                    kind="snakemake", run_dir=str(run), configfile=str(REPO / "tests/config/offline.yaml"),
-                    per_job=per_job)
+                    kind="snakemake",
+                    run_dir=str(run),
+                    configfile=str(REPO / "tests/config/offline.yaml"),
+                    per_job=per_job,
+                )
         clips = {n: len(wavs) for n in contenders}
         device = "CPU"
     else:
@@ -415,26 +504,49 @@ def main() -> None:
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
         dev = "cuda" if torch.cuda.is_available() else "cpu"
         contenders = {
-            "loop (transcribe+translate)": dict(kind="loop", snapshot=snapshot, wavs=wavs[: args.loop_clips],
-                                                device=dev, max_new_tokens=args.tokens),
-            "loop (one decode, as FACTS §7)": dict(kind="loop", snapshot=snapshot, wavs=wavs[: args.loop_clips],
-                                                   device=dev, max_new_tokens=args.tokens, tasks_per_clip=1),
+            "loop (transcribe+translate)": dict(
+                kind="loop", snapshot=snapshot, wavs=wavs[: args.loop_clips], device=dev, max_new_tokens=args.tokens
+            ),
+            "loop (one decode, as FACTS §7)": dict(
+                kind="loop",
+                snapshot=snapshot,
+                wavs=wavs[: args.loop_clips],
+                device=dev,
+                max_new_tokens=args.tokens,
+                tasks_per_clip=1,
+            ),
         }
         per_job = args.per_job or -(-args.clips // len(langs))
         for v in args.variants.split(","):
             dtype, batch, *job = v.split(":")
-            settings = {"seed": 0, "translate_ratio": 0.2, "max_new_tokens": args.tokens,
-                        "batch_size": int(batch), "dtype": dtype}
+            settings = {
+                "seed": 0,
+                "translate_ratio": 0.2,
+                "max_new_tokens": args.tokens,
+                "batch_size": int(batch),
+                "dtype": dtype,
+            }
             n_job = int(job[0]) if job else per_job
             at_once = int(job[1]) if len(job) > 1 else 1
             name = f"package {dtype} batch {batch} per_job={n_job}" + (f", {at_once} at once" if at_once > 1 else "")
-            contenders[name] = dict(kind="package", snapshot=snapshot, wavs=wavs, device=dev, settings=settings,
-                                    per_job=n_job, threads=args.threads, at_once=at_once)
+            contenders[name] = dict(
+                kind="package",
+                snapshot=snapshot,
+                wavs=wavs,
+                device=dev,
+                settings=settings,
+                per_job=n_job,
+                threads=args.threads,
+                at_once=at_once,
+            )
         if args.agree:
-            contenders["agreement"] = dict(kind="agree", snapshot=snapshot, wavs=wavs[: args.agree],
-                                           device=dev, tokens=args.tokens)
-        clips = {n: (args.loop_clips if n.startswith("loop") else args.agree if n == "agreement" else args.clips)
-                 for n in contenders}
+            contenders["agreement"] = dict(
+                kind="agree", snapshot=snapshot, wavs=wavs[: args.agree], device=dev, tokens=args.tokens
+            )
+        clips = {
+            n: (args.loop_clips if n.startswith("loop") else args.agree if n == "agreement" else args.clips)
+            for n in contenders
+        }
     print(f"device: {device}; {sys.version.split()[0]}; cpus {os.cpu_count()}", file=sys.stderr, flush=True)
     results = race(contenders, clips, args.repeats, args.log)
     print(f"\ndevice: {device}\n")

@@ -83,10 +83,14 @@ def main() -> None:
     for r in range(args.repeats):
         for overlap in (False, True) if r % 2 == 0 else (True, False):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, __file__, "_run", args.model, str(int(overlap))],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "_run", args.model, str(int(overlap))],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             wall = time.perf_counter() - t0
-            marks = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:])
+            marks = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
             name = "CUDA start on a thread" if overlap else "in order"
             print(f"{name}: process {wall:.2f} s; " + ", ".join(f"{k} {v:.2f}" for k, v in marks.items()), flush=True)
 

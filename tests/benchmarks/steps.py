@@ -51,6 +51,7 @@ def main() -> None:
     import numpy as np
     import torch
     from transformers import WhisperFeatureExtractor
+
     from whisper_mxq import atomic, audio, decoder_calibration, decoding, encoder_calibration, models
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,12 +60,17 @@ def main() -> None:
     snapshot = race.small_model(work / "model", args.processor)
     fe = WhisperFeatureExtractor.from_pretrained(snapshot, local_files_only=True)
     clips = [audio.load(w) for w in wavs]
-    print(f"device {torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}, torch {torch.__version__}, "
-          f"cpus {os.cpu_count()}, {args.clips} clips, {args.tokens} tokens", flush=True)
+    print(
+        f"device {torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}, torch {torch.__version__}, "
+        f"cpus {os.cpu_count()}, {args.clips} clips, {args.tokens} tokens",
+        flush=True,
+    )
 
     t = timed(lambda: [encoder_calibration.encoder_features(fe, c) for c in clips], "cpu", 1)
-    print(f"features (CPU, one clip at a time): {t / len(clips) * 1000:.1f} ms/clip, "
-          f"{len(clips) / t:.1f} clips/s alone", flush=True)
+    print(
+        f"features (CPU, one clip at a time): {t / len(clips) * 1000:.1f} ms/clip, {len(clips) / t:.1f} clips/s alone",
+        flush=True,
+    )
     feats_np = np.concatenate([encoder_calibration.encoder_features(fe, c) for c in clips])
 
     model = models.load_model(snapshot, device)
@@ -81,7 +87,8 @@ def main() -> None:
         row["greedy fp32"] = timed(lambda: decoding.greedy(model, states, prompt, args.tokens), device)
         if device == "cuda":
             row["greedy fp32 no graphs"] = timed(
-                lambda: decoding.greedy(model, states, prompt, args.tokens, graphs=False), device)
+                lambda: decoding.greedy(model, states, prompt, args.tokens, graphs=False), device
+            )
             row["greedy fp16"] = timed(lambda: decoding.greedy(half, states, prompt, args.tokens), device)
         if args.generate:
             row["generate fp32"] = timed(lambda: race.generate_ids(model, states, prompt, args.tokens), device, 1)
@@ -92,13 +99,16 @@ def main() -> None:
         row["to host"] = timed(lambda: states.float().cpu().numpy(), device)
         host = states.float().cpu().numpy()
         with tempfile.TemporaryDirectory(dir=work) as out:
-            row["write"] = timed(lambda: [atomic.write_npy(f"{out}/{i}.npy", host[i : i + 1]) for i in range(b)],
-                                 "cpu", 1)
+            row["write"] = timed(
+                lambda: [atomic.write_npy(f"{out}/{i}.npy", host[i : i + 1]) for i in range(b)], "cpu", 1
+            )
         cells = ", ".join(f"{k} {v * 1000:.0f} ms ({b / v:.0f} clips/s)" for k, v in row.items())
         print(f"batch {b}: {cells}", flush=True)
-        print(f"  per decode step: greedy fp32 {row['greedy fp32'] / args.tokens * 1000:.2f} ms"
-              + (f", generate {row['generate fp32'] / args.tokens * 1000:.2f} ms" if args.generate else ""),
-              flush=True)
+        print(
+            f"  per decode step: greedy fp32 {row['greedy fp32'] / args.tokens * 1000:.2f} ms"
+            + (f", generate {row['generate fp32'] / args.tokens * 1000:.2f} ms" if args.generate else ""),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

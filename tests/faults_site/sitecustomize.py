@@ -42,9 +42,7 @@ def _patch_data(module) -> None:
 
     def flaky_stream_rows(source, lang):
         attempt = _attempt(lang)
-        if lang in _langs("FAULT_FLEURS_DOWN") or (
-            lang in _langs("FAULT_FLEURS_FLAKY") and attempt == 1
-        ):
+        if lang in _langs("FAULT_FLEURS_DOWN") or (lang in _langs("FAULT_FLEURS_FLAKY") and attempt == 1):
             raise ConnectionError(f"injected fault: FLEURS unreachable for {lang} (read {attempt})")
         return stream_rows(source, lang)
 

@@ -22,4 +22,4 @@ def read(path) -> dict:
         data = f.read()
     if not data.startswith(FAKE_HEADER):
         raise ValueError(f"{path}: not a file written by the qbcompiler test double")
-    return json.loads(data[len(FAKE_HEADER):])
+    return json.loads(data[len(FAKE_HEADER) :])

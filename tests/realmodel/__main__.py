@@ -23,8 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args(argv)
     summary = build.build(args.out_dir, args.cache)
-    print(json.dumps({"out_dir": str(args.out_dir.resolve()), "counts": summary["counts"],
-                      "timings_s": summary["timings_s"]}, indent=1))
+    print(
+        json.dumps(
+            {"out_dir": str(args.out_dir.resolve()), "counts": summary["counts"], "timings_s": summary["timings_s"]},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

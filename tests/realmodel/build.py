@@ -1,10 +1,10 @@
 """Build the real-model test inputs into one folder, deterministically:
 
-    <out>/whisper-tiny.en/        transformers checkpoint + processor + generation config
-    <out>/openai-whisper-tiny.en.pt   the same weights for openai-whisper (the label model)
-    <out>/fleurs/en_us/{validation,test}/0000.parquet   speech, disjoint by sentence
-    <out>/speech.json              where every clip comes from: package, path, licence, text
-    <out>/config.yaml              a workflow config running on all of the above
+<out>/whisper-tiny.en/        transformers checkpoint + processor + generation config
+<out>/openai-whisper-tiny.en.pt   the same weights for openai-whisper (the label model)
+<out>/fleurs/en_us/{validation,test}/0000.parquet   speech, disjoint by sentence
+<out>/speech.json              where every clip comes from: package, path, licence, text
+<out>/config.yaml              a workflow config running on all of the above
 """
 
 from __future__ import annotations
@@ -53,15 +53,30 @@ def plan() -> dict[str, list[tuple[str, Any]]]:
 
 def _describe(kind: str, item: Any, split: str, seconds: float) -> dict[str, Any]:
     if kind == "human":
-        return {"name": item.name, "split": split, "package": item.archive.requirement,
-                "archive": item.archive.filename, "sha256": item.archive.sha256,
-                "path": item.member, "start_s": item.start, "end_s": item.end,
-                "licence": item.licence, "transcript": item.transcript,
-                "transcript_source": item.evidence, "seconds": round(seconds, 3)}
+        return {
+            "name": item.name,
+            "split": split,
+            "package": item.archive.requirement,
+            "archive": item.archive.filename,
+            "sha256": item.archive.sha256,
+            "path": item.member,
+            "start_s": item.start,
+            "end_s": item.end,
+            "licence": item.licence,
+            "transcript": item.transcript,
+            "transcript_source": item.evidence,
+            "seconds": round(seconds, 3),
+        }
     voice, text = item
-    return {"name": f"espeak_{voice}", "split": split, "package": "espeak-ng (Debian)",
-            "voice": voice, "licence": "our own sentence, synthesised", "transcript": text,
-            "seconds": round(seconds, 3)}
+    return {
+        "name": f"espeak_{voice}",
+        "split": split,
+        "package": "espeak-ng (Debian)",
+        "voice": voice,
+        "licence": "our own sentence, synthesised",
+        "transcript": text,
+        "seconds": round(seconds, 3),
+    }
 
 
 def write_speech(out_dir: Path, cache: Path | None = None) -> list[dict[str, Any]]:
@@ -92,18 +107,26 @@ def config(out_dir: Path, calibration_clips: int, eval_clips: int) -> dict[str, 
         "languages": [speech.FLEURS_LANG],
         "samples_per_language": calibration_clips,
         "seed": 0,
-        "labels": {"model": str(out_dir / LABEL_MODEL), "batch_size": 8, "max_tokens": 128,
-                   "device": "cpu"},
-        "calibration": {"samples_per_job": calibration_clips, "translate_ratio": 0.0,
-                        "max_new_tokens": 128, "batch_size": 8, "device": "cpu"},
+        "labels": {"model": str(out_dir / LABEL_MODEL), "batch_size": 8, "max_tokens": 128, "device": "cpu"},
+        "calibration": {
+            "samples_per_job": calibration_clips,
+            "translate_ratio": 0.0,
+            "max_new_tokens": 128,
+            "batch_size": 8,
+            "device": "cpu",
+        },
         "compile": {"device": "cpu"},
-        "quality": {"eval": {"split": EVAL_SPLIT, "samples_per_language": eval_clips},
-                    "max_new_tokens": 128, "latency_runs": 3},
+        "quality": {
+            "eval": {"split": EVAL_SPLIT, "samples_per_language": eval_clips},
+            "max_new_tokens": 128,
+            "latency_runs": 3,
+        },
     }
 
 
 def write_config(out_dir: Path, cfg: dict[str, Any]) -> None:
     import yaml
+
     from whisper_mxq.atomic import write_text
 
     write_text(out_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False))

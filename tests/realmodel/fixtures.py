@@ -69,5 +69,7 @@ def realmodel_clips(realmodel, realmodel_dir):
     """(calibration clips, held-out clips) with features and FP32 encoder states."""
     from . import onnx_harness
 
-    return (onnx_harness.load_clips(realmodel, realmodel_dir, build.CALIBRATION_SPLIT),
-            onnx_harness.load_clips(realmodel, realmodel_dir, build.EVAL_SPLIT))
+    return (
+        onnx_harness.load_clips(realmodel, realmodel_dir, build.CALIBRATION_SPLIT),
+        onnx_harness.load_clips(realmodel, realmodel_dir, build.EVAL_SPLIT),
+    )

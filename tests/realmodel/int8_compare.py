@@ -27,8 +27,9 @@ PARTS = ("encoder", "decoder")
 RECIPES = ("naive", "default")
 
 
-def quantize_all(model: H.Model, fp32: dict[str, Path], calibration: list[H.Clip], work: Path,
-                 recipes: tuple[str, ...] = RECIPES) -> tuple[dict, dict]:
+def quantize_all(
+    model: H.Model, fp32: dict[str, Path], calibration: list[H.Clip], work: Path, recipes: tuple[str, ...] = RECIPES
+) -> tuple[dict, dict]:
     from whisper_mxq import int8_recipe
 
     feeds = {"encoder": H.encoder_feeds(calibration), "decoder": H.decoder_feeds(model, calibration)}
@@ -37,15 +38,15 @@ def quantize_all(model: H.Model, fp32: dict[str, Path], calibration: list[H.Clip
         for part in PARTS:
             out = work / f"{part}.{recipe}.onnx"
             t0 = time.perf_counter()
-            described[(recipe, part)] = int8_recipe.quantize(str(fp32[part]), str(out),
-                                                             H.reader(feeds[part]), recipe)
+            described[(recipe, part)] = int8_recipe.quantize(str(fp32[part]), str(out), H.reader(feeds[part]), recipe)
             described[(recipe, part)]["seconds"] = round(time.perf_counter() - t0, 1)
             paths[(recipe, part)] = out
     return paths, described
 
 
-def evaluate(model: H.Model, pair: H.Pair, reference: H.Pair | None, clips: list[H.Clip],
-             greedy: bool = True) -> dict[str, Any]:
+def evaluate(
+    model: H.Model, pair: H.Pair, reference: H.Pair | None, clips: list[H.Clip], greedy: bool = True
+) -> dict[str, Any]:
     """Against FP32: encoder SQNR, decoder top-1 agreement (on FP32 states and the
     reference's teacher-forced choices), and greedy transcripts of the whole pair."""
     sqnr, agree, texts = [], [], []
@@ -81,8 +82,14 @@ def latency(paths: dict[str, Path], clip: H.Clip, runs: int, threads: int) -> di
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def compare(built: Path, work: Path, n_calibration: int | None = None, n_eval: int | None = None,
-            latency_runs: int = 5, threads: int = 1) -> dict[str, Any]:
+def compare(
+    built: Path,
+    work: Path,
+    n_calibration: int | None = None,
+    n_eval: int | None = None,
+    latency_runs: int = 5,
+    threads: int = 1,
+) -> dict[str, Any]:
     from whisper_mxq import int8_recipe
 
     from .build import CALIBRATION_SPLIT, EVAL_SPLIT, MODEL_DIR
@@ -94,8 +101,12 @@ def compare(built: Path, work: Path, n_calibration: int | None = None, n_eval: i
     fp32 = H.export(model, work)
     paths, described = quantize_all(model, fp32, calibration, work)
     reference = H.Pair(model, fp32["encoder"], fp32["decoder"], threads)
-    result: dict[str, Any] = {"calibration_clips": len(calibration), "eval_clips": len(clips),
-                              "fp32": evaluate(model, reference, None, clips), "recipes": {}}
+    result: dict[str, Any] = {
+        "calibration_clips": len(calibration),
+        "eval_clips": len(clips),
+        "fp32": evaluate(model, reference, None, clips),
+        "recipes": {},
+    }
     for recipe in RECIPES:
         pair = H.Pair(model, paths[(recipe, "encoder")], paths[(recipe, "decoder")], threads)
         result["recipes"][recipe] = {
@@ -106,19 +117,27 @@ def compare(built: Path, work: Path, n_calibration: int | None = None, n_eval: i
         }
         result["recipes"][recipe]["wer_increase"] = result["recipes"][recipe]["wer"] - result["fp32"]["wer"]
     result["fp32"].update({f"{part}_mb": round(H.size_mb(fp32[part]), 2) for part in PARTS})
-    lat = latency({"fp32": fp32["encoder"], **{r: paths[(r, "encoder")] for r in RECIPES}},
-                  clips[0], latency_runs, threads)
-    result["encoder_latency_ms"] = {**lat, "threads": threads, "runs": latency_runs,
-                                    "default_vs_fp32": lat["default"] / lat["fp32"],
-                                    "default_vs_naive": lat["default"] / lat["naive"],
-                                    "naive_vs_fp32": lat["naive"] / lat["fp32"]}
+    lat = latency(
+        {"fp32": fp32["encoder"], **{r: paths[(r, "encoder")] for r in RECIPES}}, clips[0], latency_runs, threads
+    )
+    result["encoder_latency_ms"] = {
+        **lat,
+        "threads": threads,
+        "runs": latency_runs,
+        "default_vs_fp32": lat["default"] / lat["fp32"],
+        "default_vs_naive": lat["default"] / lat["naive"],
+        "naive_vs_fp32": lat["naive"] / lat["fp32"],
+    }
     result["sensitivity"] = {
-        recipe: int8_recipe.node_sensitivity(str(fp32["encoder"]), str(paths[(recipe, "encoder")]),
-                                             H.encoder_feeds(clips[:2]))
+        recipe: int8_recipe.node_sensitivity(
+            str(fp32["encoder"]), str(paths[(recipe, "encoder")]), H.encoder_feeds(clips[:2])
+        )
         for recipe in RECIPES
     }
-    result["default_reasons"] = {part: {n: d["reason"] for n, d in described[("default", part)]["node_details"].items()
-                                        if d["reason"]} for part in PARTS}
+    result["default_reasons"] = {
+        part: {n: d["reason"] for n, d in described[("default", part)]["node_details"].items() if d["reason"]}
+        for part in PARTS
+    }
     return result
 
 
@@ -134,8 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = compare(args.built, args.work, args.calibration, args.eval, threads=args.threads)
     write_json(args.work / "int8_compare.json", result)
-    summary = {k: {m: v for m, v in r.items() if m not in ("texts", "nodes")}
-               for k, r in [("fp32", result["fp32"]), *result["recipes"].items()]}
+    summary = {
+        k: {m: v for m, v in r.items() if m not in ("texts", "nodes")}
+        for k, r in [("fp32", result["fp32"]), *result["recipes"].items()]
+    }
     print(json.dumps({"summary": summary, "latency": result["encoder_latency_ms"]}, indent=1))
 
 

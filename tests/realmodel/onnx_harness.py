@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -92,8 +92,7 @@ def encoder_feeds(clips: list[Clip]) -> list[dict[str, np.ndarray]]:
 
 
 def decoder_feeds(model: Model, clips: list[Clip]) -> list[dict[str, np.ndarray]]:
-    return [{"decoder_hidden_states": model.embed(c.tokens), "encoder_hidden_states": c.states}
-            for c in clips]
+    return [{"decoder_hidden_states": model.embed(c.tokens), "encoder_hidden_states": c.states} for c in clips]
 
 
 def reader(feeds: list[dict[str, np.ndarray]]):
@@ -197,4 +196,3 @@ def load_clips(model: Model, built_dir: str | os.PathLike, split: str) -> list[C
         samples = decode(row["audio"]["bytes"])
         clips.append(model.clip(row["path"], row["raw_transcription"], samples))
     return clips
-

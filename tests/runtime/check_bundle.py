@@ -37,8 +37,7 @@ def runtime_config(bundle: str) -> dict:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(bundle, trust_remote_code=True)
-    return {"class": type(config).__name__,
-            **{f"{p}_{k}": getattr(config, f"{p}_{k}") for p in PARTS for k in KEYS}}
+    return {"class": type(config).__name__, **{f"{p}_{k}": getattr(config, f"{p}_{k}") for p in PARTS for k in KEYS}}
 
 
 def generate(model, processor, kwargs: dict) -> list[int]:
@@ -64,8 +63,12 @@ def main(bundle: str, reference: str, out: str) -> None:
     npu_recorder.CALLS.append({"call": "-- pipeline --"})
     beams = {"max_new_tokens": 8, "num_beams": 3, "language": "de", "task": "transcribe"}
     asr = pipeline("automatic-speech-recognition", model=bundle, trust_remote_code=True)
-    reference_asr = pipeline("automatic-speech-recognition", model=float_model, tokenizer=processor.tokenizer,
-                             feature_extractor=processor.feature_extractor)
+    reference_asr = pipeline(
+        "automatic-speech-recognition",
+        model=float_model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+    )
     result["pipeline"] = {
         "feature_extractor": type(asr.feature_extractor).__name__,
         "npu": asr(audio(), generate_kwargs=beams)["text"],

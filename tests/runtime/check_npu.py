@@ -50,8 +50,14 @@ def main(bundle: str, reference: str, decoder_json: str, sample_id: str, encoder
     greedy_calls = [c for c in npu_recorder.CALLS[greedy_calls_before:] if c["call"] == "infer"]
     ref = npu_recorder.StandInModel.reference
     with torch.no_grad():
-        want = ref(encoder_outputs=(torch.from_numpy(np.load(sample / "encoder_hidden_states.npy")),),
-                   decoder_input_ids=torch.tensor([ids])).logits[0].numpy()
+        want = (
+            ref(
+                encoder_outputs=(torch.from_numpy(np.load(sample / "encoder_hidden_states.npy")),),
+                decoder_input_ids=torch.tensor([ids]),
+            )
+            .logits[0]
+            .numpy()
+        )
     calibration_states = np.load(sample / "encoder_hidden_states.npy")
     calibration_embeds = np.load(sample / "decoder_hidden_states.npy")[0]
     result = {
@@ -64,8 +70,11 @@ def main(bundle: str, reference: str, decoder_json: str, sample_id: str, encoder
         "embeds_max_diff": float(np.abs(fed[: len(ids)] - calibration_embeds).max()),
         "again_prefix_equal": bool(np.array_equal(again[: len(ids)], logits)),
         "greedy_step_calls": [{"shapes": c["shapes"], "cache_size": c["cache_size"]} for c in greedy_calls],
-        "decoder_calls": [{"shapes": c["shapes"], "cache_size": c["cache_size"]}
-                          for c in npu_recorder.CALLS if c["call"] == "infer" and c["part"] == "decoder"],
+        "decoder_calls": [
+            {"shapes": c["shapes"], "cache_size": c["cache_size"]}
+            for c in npu_recorder.CALLS
+            if c["call"] == "infer" and c["part"] == "decoder"
+        ],
         "tokens": len(ids),
     }
     path.close()

@@ -76,7 +76,9 @@ class StandInModel:
         cfg._model_config = self.config
         return {
             "core_mode": cfg.get_core_mode().name,
-            "core_ids": [f"{c.cluster.name[-1]}:{c.core.name[-1]}" for c in cfg.get_core_ids()],  # Cluster1:Core0 -> 1:0
+            "core_ids": [
+                f"{c.cluster.name[-1]}:{c.core.name[-1]}" for c in cfg.get_core_ids()
+            ],  # Cluster1:Core0 -> 1:0
             "clusters": [int(c.name[-1]) for c in cfg.get_clusters()],
         }
 
@@ -142,9 +144,16 @@ class StandInModel:
     def infer(self, inputs, *args):
         cache_size = args[-1] if args and isinstance(args[-1], (int, np.integer)) else 0
         outputs = args[0] if len(args) == 2 else None
-        CALLS.append({"call": "infer", "path": self.path, "part": self.info["part"],
-                      "shapes": [list(a.shape) for a in inputs], "dtypes": [str(a.dtype) for a in inputs],
-                      "cache_size": int(cache_size)})
+        CALLS.append(
+            {
+                "call": "infer",
+                "path": self.path,
+                "part": self.info["part"],
+                "shapes": [list(a.shape) for a in inputs],
+                "dtypes": [str(a.dtype) for a in inputs],
+                "cache_size": int(cache_size),
+            }
+        )
         result = self._encode(inputs) if self.info["part"] == "encoder" else self._decode(inputs, int(cache_size))
         if outputs is not None:
             outputs[:] = result

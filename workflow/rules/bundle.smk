@@ -11,6 +11,10 @@ rule bundle:
         decoder=model_file(layout.MXQ, "decoder"),
     output:
         directory(layout.BUNDLE),
+    log:
+        "logs/bundle/{model}.log",
+    conda:
+        "../../envs/calibration.yaml"
     params:
         runtime=runtime_bundle.placement(
             config["compile"]["target_device"],
@@ -18,10 +22,6 @@ rule bundle:
             config["bundle"]["dev_no"],
         ),
         dev_no=config["bundle"]["dev_no"],
-    log:
-        "logs/bundle/{model}.log",
-    conda:
-        "../../envs/calibration.yaml"
     script:
         "../scripts/bundle.py"
 

@@ -15,26 +15,26 @@ for _job in JOBS:
         output:
             **job_files(_job),
             summary=layout.CALIBRATION_JOB.format(job=_job.name),
-        params:
-            manifest=layout.MANIFEST.format(job=_job.name),
-            seed=config["seed"],
-            # samples_per_job left out: the job's samples are its inputs and outputs,
-            # and `auto` must not differ from the number it stands for
-            settings={k: v for k, v in config["calibration"].items() if k != "samples_per_job"},
         log:
             f"logs/calibrate/{_job.name}.log",
         benchmark:
             f"benchmarks/calibrate/{_job.name}.tsv"
         group:
             "calibrate"
+        conda:
+            "../../envs/calibration.yaml"
         # feature threads: they keep a GPU fed (Snakemake lowers it to --cores)
         threads: 4
         resources:
             mem_mb=8000,
             runtime=120,
             gpu=gpus("calibration"),
-        conda:
-            "../../envs/calibration.yaml"
+        params:
+            manifest=layout.MANIFEST.format(job=_job.name),
+            seed=config["seed"],
+            # samples_per_job left out: the job's samples are its inputs and outputs,
+            # and `auto` must not differ from the number it stands for
+            settings={k: v for k, v in config["calibration"].items() if k != "samples_per_job"},
         script:
             "../scripts/calibrate.py"
 

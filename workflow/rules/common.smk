@@ -1,5 +1,6 @@
 # Config validation, the job plan and every input function. Rules never build paths
 # themselves beyond these helpers; file names come from whisper_mxq.layout.
+import json
 import os
 import re
 import sys
@@ -7,18 +8,14 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-PACKAGE_ROOT = os.path.abspath(os.path.join(workflow.basedir, "workflow"))
-sys.path.insert(0, PACKAGE_ROOT)
-# Scripts, conda envs and cluster jobs import the package from the checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
-)
+# The package, for this file; the rules' scripts find it through scripts/_paths.py.
+sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, "workflow")))
 
-from whisper_mxq import jobs, layout, models
+from whisper_mxq import compile as qbcompile
+from whisper_mxq import compile_recipes, data, jobs, layout, models
 from whisper_mxq.sweep import sweep_sizes
 from whisper_mxq.labels import model_format as labels_format
 from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER
-
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -55,7 +52,9 @@ def check_languages(folder):
     except ValueError as e:
         config_error("model", str(e))
     if not multilingual and set(LANGUAGES) != {"en_us"}:
-        config_error("languages", f"{config['model']!r} is an English-only Whisper: set languages: [en_us]")
+        config_error(
+            "languages", f"{config['model']!r} is an English-only Whisper: set languages: [en_us]"
+        )
 
 
 for _folder in (config["model"], SNAPSHOT):
@@ -76,6 +75,18 @@ else:
             f"snapshot {SNAPSHOT}: name one of the folders differently",
         )
 DEMO = config.get("demo", {})
+
+# Local models and data are checked before any job (JSON files and safetensors headers,
+# the audio folder's list), so a wrong folder fails naming its key, not hours later.
+try:
+    if config["model"] not in DEMO.values():
+        models.check_model_source(config["model"], "model")
+    if not LABELS_FROM_OPENAI_WHISPER and config["labels"]["model"] not in DEMO.values():
+        models.check_model_source(config["labels"]["model"], "labels.model")
+    if config["fleurs"]["source"] not in DEMO.values():
+        data.check_source(config["fleurs"]["source"], config["fleurs"]["split"], LANGUAGES)
+except ValueError as e:
+    raise WorkflowError(str(e))
 
 
 wildcard_constraints:
@@ -216,6 +227,12 @@ def quality_files():
 
 
 # --- local inputs ---------------------------------------------------------------------
+def source_param(location):
+    """A job's source as a param: its input where the source is local (so a cluster
+    without a shared filesystem stages it), else the Hub id it fetches."""
+    return lambda w, input: input.source[0] if input.source else location
+
+
 def local_input(path):
     """A model or data location is a rule input when it is local (it exists, or the
     demo rules build it); a Hub id is fetched by the snapshot/download job itself."""
@@ -259,21 +276,38 @@ def missing_files(*steps):
         if "data" in steps and os.path.exists(stamp(job)):
             found += [p for p in paths(layout.AUDIO, job.samples) if not os.path.exists(p)]
         if "calibration" in steps and os.path.exists(layout.CALIBRATION_JOB.format(job=job.name)):
-            found += [p for files in job_files(job).values() for p in files if not os.path.exists(p)]
+            found += [
+                p for files in job_files(job).values() for p in files if not os.path.exists(p)
+            ]
     return found
 
 
-# --- qbcompiler preflight -----------------------------------------------------------
-# TODO(lead): replace with a supported check (compile.smk) once the compile rules settle.
-def preflight_qbcompiler():
-    from whisper_mxq import compile as qb
+# --- compile -------------------------------------------------------------------------------
+def compile_plans():
+    """Recipe, board, schemes and config objects of both parts, checked now, before any
+    job: REGULUS's limits always, the config objects against qbcompiler where it is
+    importable here (with --sdm conda it lives in the job's env, which checks them)."""
+    try:
+        plans = compile_recipes.plans(config["compile"])
+        positions = model_positions()
+        if positions is not None:
+            compile_recipes.check_positions(plans["decoder"], positions, "max_target_positions")
+        # a no-op where qbcompiler is not importable here (--sdm conda: the compile
+        # jobs' own env checks them)
+        qbcompile.validate_installed(plans)
+    except compile_recipes.ConfigError as e:
+        raise WorkflowError(str(e))
+    return plans
 
-    if workflow.deployment_settings.deployment_method or workflow.dag is None:
-        return
-    needs = {job.rule.name for job in workflow.dag.needrun_jobs()} & {"mblt", "mxq"}
-    if needs and not qb.available():
-        raise WorkflowError(qb.INSTALL_HINT)
+
+def model_positions():
+    """The decoder's positions from the model's config.json, where it is on disk yet."""
+    for folder in (SNAPSHOT, config["model"]):
+        path = os.path.join(folder, "config.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f).get("max_target_positions")
+    return None
 
 
-onstart:
-    preflight_qbcompiler()
+COMPILE_PLANS = compile_plans()

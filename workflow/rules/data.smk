@@ -14,23 +14,23 @@ for _job in JOBS:
             wavs=paths(layout.AUDIO, _job.samples),
             manifest=layout.MANIFEST.format(job=_job.name),
             stamp=stamp(_job),
-        params:
-            parts=download_parts(JOBS, _job, layout.DOWNLOAD_STAMP),
-            source=config["fleurs"]["source"],
-            split=config["fleurs"]["split"],
-            max_skipped_fraction=config["data"]["max_skipped_fraction"],
         log:
             f"logs/download/{_job.name}.log",
         benchmark:
             f"benchmarks/download/{_job.name}.tsv"
-        localrule: True  # fetches from the internet: runs on the submit host
         retries: 2
+        localrule: True  # fetches from the internet: runs on the submit host
+        conda:
+            "../../envs/data.yaml"
         threads: 4  # languages read at once
         resources:
             mem_mb=2000,
             runtime=30,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            parts=download_parts(JOBS, _job, layout.DOWNLOAD_STAMP),
+            source=source_param(config["fleurs"]["source"]),
+            split=config["fleurs"]["split"],
+            max_skipped_fraction=config["data"]["max_skipped_fraction"],
         script:
             "../scripts/download.py"
 

@@ -29,13 +29,13 @@ if DEMO:
     rule demo_fleurs:
         output:
             directory(layout.inside_workdir(DEMO["fleurs"], "demo.fleurs")),
-        params:
-            languages=DEMO.get("languages") or LANGUAGES,
-            split=config["fleurs"]["split"],
         log:
             "logs/demo/fleurs.log",
         localrule: True
         conda:
             "../../envs/calibration.yaml"
+        params:
+            languages=DEMO.get("languages") or LANGUAGES,
+            split=config["fleurs"]["split"],
         script:
             "../scripts/demo_fleurs.py"

@@ -11,26 +11,26 @@ for _job in JOBS:
             model=LABEL_SNAPSHOT,
         output:
             layout.LABELS.format(job=_job.name),
-        params:
-            manifest=layout.MANIFEST.format(job=_job.name),
-            source=config["labels"]["model"],
-            batch_size=config["labels"]["batch_size"],
-            max_tokens=config["labels"]["max_tokens"],
-            device=device("labels"),
         log:
             f"logs/label/{_job.name}.log",
         benchmark:
             f"benchmarks/label/{_job.name}.tsv"
         group:
             "label"
+        conda:
+            "../../envs/data.yaml"
         # clip reading and log-mel: they keep a GPU fed (Snakemake lowers it to --cores)
         threads: 4
         resources:
             mem_mb=16000,
             runtime=120,
             gpu=gpus("labels"),
-        conda:
-            "../../envs/data.yaml"
+        params:
+            manifest=layout.MANIFEST.format(job=_job.name),
+            source=config["labels"]["model"],
+            batch_size=config["labels"]["batch_size"],
+            max_tokens=config["labels"]["max_tokens"],
+            device=device("labels"),
         script:
             "../scripts/label.py"
 

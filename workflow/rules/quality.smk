@@ -15,22 +15,22 @@ for _job in EVAL_JOBS:
             wavs=paths(layout.EVAL_AUDIO, _job.samples),
             manifest=layout.EVAL_MANIFEST.format(job=_job.name),
             stamp=eval_stamp(_job),
-        params:
-            parts=download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP),
-            calibration=calibration_downloads(_job.languages),
-            source=EVAL_SOURCE,
-            split=EVAL["split"],
-            max_skipped_fraction=config["data"]["max_skipped_fraction"],
         log:
             f"logs/download_eval/{_job.name}.log",
-        localrule: True  # fetches from the internet: runs on the submit host
         retries: 2
+        localrule: True  # fetches from the internet: runs on the submit host
+        conda:
+            "../../envs/data.yaml"
         threads: 4  # languages read at once
         resources:
             mem_mb=2000,
             runtime=30,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            parts=download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP),
+            calibration=calibration_downloads(_job.languages),
+            source=source_param(EVAL_SOURCE),
+            split=EVAL["split"],
+            max_skipped_fraction=config["data"]["max_skipped_fraction"],
         script:
             "../scripts/download_eval.py"
 
@@ -43,22 +43,22 @@ for _job in EVAL_JOBS:
             model=LABEL_SNAPSHOT,
         output:
             layout.EVAL_LABELS.format(job=_job.name),
-        params:
-            manifest=layout.EVAL_MANIFEST.format(job=_job.name),
-            source=config["labels"]["model"],
-            batch_size=config["labels"]["batch_size"],
-            max_tokens=config["labels"]["max_tokens"],
-            device=device("labels"),
         log:
             f"logs/label_eval/{_job.name}.log",
+        conda:
+            "../../envs/data.yaml"
         # clip reading and log-mel: they keep a GPU fed (Snakemake lowers it to --cores)
         threads: 4
         resources:
             mem_mb=16000,
             runtime=60,
             gpu=gpus("labels"),
-        conda:
-            "../../envs/data.yaml"
+        params:
+            manifest=layout.EVAL_MANIFEST.format(job=_job.name),
+            source=config["labels"]["model"],
+            batch_size=config["labels"]["batch_size"],
+            max_tokens=config["labels"]["max_tokens"],
+            device=device("labels"),
         script:
             "../scripts/label.py"
 
@@ -72,11 +72,11 @@ rule onnx_export:
         "logs/onnx_export/{model}_{part}.log",
     benchmark:
         "benchmarks/onnx_export/{model}_{part}.tsv"
+    conda:
+        "../../envs/quality.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../../envs/quality.yaml"
     script:
         "../scripts/onnx_export.py"
 
@@ -88,19 +88,19 @@ rule onnx_int8:
     output:
         model=layout.ONNX_INT8,
         precision=layout.ONNX_INT8_PRECISION,
-    params:
-        method=QUALITY["method"],
-        per_channel=QUALITY["per_channel"],
-        recipe=QUALITY["recipe"],
     log:
         "logs/onnx_int8/{model}_{part}.log",
     benchmark:
         "benchmarks/onnx_int8/{model}_{part}.tsv"
+    conda:
+        "../../envs/quality.yaml"
     resources:
         mem_mb=16000,
         runtime=120,
-    conda:
-        "../../envs/quality.yaml"
+    params:
+        method=QUALITY["method"],
+        per_channel=QUALITY["per_channel"],
+        recipe=QUALITY["recipe"],
     script:
         "../scripts/onnx_int8.py"
 
@@ -110,18 +110,18 @@ rule quality_reference:
         **{k: v for k, v in eval_inputs().items() if k != "reference"},
     output:
         layout.QUALITY_REFERENCE,
-    params:
-        max_new_tokens=QUALITY["max_new_tokens"],
     log:
         "logs/quality_reference/{model}.log",
     benchmark:
         "benchmarks/quality_reference/{model}.tsv"
+    conda:
+        "../../envs/quality.yaml"
     threads: QUALITY["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/quality.yaml"
+    params:
+        max_new_tokens=QUALITY["max_new_tokens"],
     script:
         "../scripts/quality_reference.py"
 
@@ -129,9 +129,9 @@ rule quality_reference:
 rule quality_report:
     input:
         **eval_inputs(),
+        **compiled_pair(),
         labels=[layout.EVAL_LABELS.format(job=job.name) for job in EVAL_JOBS],
         encoder=model_file(layout.ONNX, "encoder"),
-        **compiled_pair(),
         calib=[layout.ENCODER_LIST, layout.DECODER_JSON],
     output:
         json=layout.QUALITY,
@@ -148,22 +148,22 @@ rule quality_report:
             caption="../report/quality_latency.rst",
             category="Quality",
         ),
+    log:
+        "logs/quality_report/{model}.log",
+    benchmark:
+        "benchmarks/quality_report/{model}.tsv"
+    conda:
+        # the NPU's client needs transformers < 5.18
+        "../../envs/runtime.yaml" if QUALITY["backend"] == "npu" else "../../envs/quality.yaml"
+    threads: QUALITY["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
     params:
         info=QUALITY_INFO,
         max_new_tokens=QUALITY["max_new_tokens"],
         latency_runs=QUALITY["latency_runs"],
         max_wer_increase=QUALITY["max_wer_increase"],
-    log:
-        "logs/quality_report/{model}.log",
-    benchmark:
-        "benchmarks/quality_report/{model}.tsv"
-    threads: QUALITY["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
-    conda:
-        # the NPU's client needs transformers < 5.18
-        "../../envs/runtime.yaml" if QUALITY["backend"] == "npu" else "../../envs/quality.yaml"
     script:
         "../scripts/quality_report.py"
 
@@ -177,23 +177,23 @@ rule sweep_point:
         calib_decoder=layout.DECODER_JSON,
     output:
         layout.SWEEP_POINT,
-    params:
-        method=QUALITY["method"],
-        per_channel=QUALITY["per_channel"],
-        recipe=QUALITY["recipe"],
-    wildcard_constraints:
-        mix="all|transcribe",
-        size=r"\d+",
     log:
         "logs/sweep_point/{model}_{mix}_{size}.log",
     benchmark:
         "benchmarks/sweep_point/{model}_{mix}_{size}.tsv"
+    wildcard_constraints:
+        mix="all|transcribe",
+        size=r"\d+",
+    conda:
+        "../../envs/quality.yaml"
     threads: QUALITY["threads"]
     resources:
         mem_mb=16000,
         runtime=120,
-    conda:
-        "../../envs/quality.yaml"
+    params:
+        method=QUALITY["method"],
+        per_channel=QUALITY["per_channel"],
+        recipe=QUALITY["recipe"],
     script:
         "../scripts/sweep_point.py"
 
@@ -204,13 +204,13 @@ rule quality_sweep_plot:
     output:
         json=layout.SWEEP,
         plot=report(layout.SWEEP_PLOT, caption="../report/quality_sweep.rst", category="Quality"),
-    params:
-        info=QUALITY_INFO,
     log:
         "logs/quality_sweep/{model}.log",
     localrule: True
     conda:
         "../../envs/quality.yaml"
+    params:
+        info=QUALITY_INFO,
     script:
         "../scripts/quality_sweep.py"
 

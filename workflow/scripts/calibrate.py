@@ -1,3 +1,5 @@
+import _paths  # noqa: F401  (whisper_mxq importable in any env)
+
 import os
 
 from whisper_mxq import calibration, devices, logs

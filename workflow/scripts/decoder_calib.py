@@ -1,3 +1,5 @@
+import _paths  # noqa: F401  (whisper_mxq importable in any env)
+
 from whisper_mxq import calibration, decoder_calibration, logs, models
 
 logs.to_file(snakemake.log)

@@ -1,3 +1,5 @@
+import _paths  # noqa: F401  (whisper_mxq importable in any env)
+
 from whisper_mxq import atomic, logs, onnx_int8
 
 logs.to_file(snakemake.log)

@@ -14,8 +14,9 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +64,6 @@ def current_umask() -> int:
         return 0o777 & ~probe.stat().st_mode
     finally:
         probe.unlink()
-
-
-_umask = current_umask  # the name callers used before; reads, never sets
 
 
 def _new_file(path: Path) -> None:
@@ -139,8 +137,9 @@ def write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> None:
         text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False)
     except ValueError as e:
         where = non_finite(obj)
-        raise ValueError(f"cannot write {path}: {where or 'a value'} is not finite ({e}); "
-                         "JSON has no NaN or Infinity") from e
+        raise ValueError(
+            f"cannot write {path}: {where or 'a value'} is not finite ({e}); JSON has no NaN or Infinity"
+        ) from e
     write_text(path, text + "\n", durable)
 
 

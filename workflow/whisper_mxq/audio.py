@@ -38,8 +38,13 @@ class BadAudio(ValueError):
 
 def file_kind(mode: int) -> str:
     """What a non-regular file is, for messages."""
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -90,8 +95,7 @@ def check_header(data: bytes, name: str) -> sf._SoundFileInfo:
     except Exception as e:  # soundfile raises several types for corrupt input
         raise BadAudio(f"{name}: cannot decode audio ({e})") from e
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
-        raise BadAudio(f"{name}: sample rate {info.samplerate} Hz in its header is outside "
-                       f"{MIN_RATE}..{MAX_RATE} Hz")
+        raise BadAudio(f"{name}: sample rate {info.samplerate} Hz in its header is outside {MIN_RATE}..{MAX_RATE} Hz")
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise BadAudio(f"{name}: {info.channels} channels in its header (at most {MAX_CHANNELS})")
     if info.frames <= 0:

@@ -47,7 +47,9 @@ try:
 except ModuleNotFoundError as e:
     if e.name != "transformers_mblt":
         raise
-    raise ImportError("this model runs on a Mobilint NPU through transformers-mblt: pip install transformers-mblt") from e
+    raise ImportError(
+        "this model runs on a Mobilint NPU through transformers-mblt: pip install transformers-mblt"
+    ) from e
 
 __all__ = ["MobilintWhisperConfig", "MobilintWhisperFeatureExtractor", "MobilintWhisperForConditionalGeneration"]
 '''
@@ -91,8 +93,9 @@ def placement(target_device: str, schemes: dict[str, str | None], dev_no: int = 
 TUTORIAL_SCHEMES = {"encoder": "global4", "decoder": None}  # the default compile's, on ARIES
 
 
-def runtime_config(base: dict, encoder_mxq: str, decoder_mxq: str, dev_no: int = 0,
-                   runtime: dict | None = None) -> dict:
+def runtime_config(
+    base: dict, encoder_mxq: str, decoder_mxq: str, dev_no: int = 0, runtime: dict | None = None
+) -> dict:
     """The base WhisperConfig (all fields, as the runtime may run another transformers
     with other defaults) plus what the runtime reads: .mxq names inside the folder, where
     each part runs (`runtime`, from placement) and the auto_map to the proxy module."""
@@ -148,8 +151,9 @@ def write_embeddings(path: str | os.PathLike, tables: dict) -> None:
     save_file(tables, str(path), metadata={"format": "pt"})
 
 
-def build_bundle(snapshot: str, encoder_mxq: str, decoder_mxq: str, out_dir: str,
-                 runtime: dict | None = None, dev_no: int = 0) -> None:
+def build_bundle(
+    snapshot: str, encoder_mxq: str, decoder_mxq: str, out_dir: str, runtime: dict | None = None, dev_no: int = 0
+) -> None:
     """Model snapshot + compiled .mxq files -> the runtime folder `out_dir`, atomically.
     `runtime`: placement() of the compile; default, the tutorial recipe's on ARIES."""
     from transformers import GenerationConfig, WhisperConfig
@@ -203,7 +207,7 @@ def portable_tokenizer_config(path: Path) -> None:
 def make_readable(folder: Path) -> None:
     """Files as a plain open() makes them: some writers (safetensors) create them 0600,
     which keeps a runtime under another user out of the bundle."""
-    mode = 0o666 & ~atomic._umask()
+    mode = 0o666 & ~atomic.current_umask()
     for f in folder.rglob("*"):
         if f.is_file():
             f.chmod(mode)

@@ -86,9 +86,11 @@ def calibrate_job(
     samples = [s["file"].removesuffix(".wav") for s in clips]
     # the rule's outputs are named after the samples the plan gave this job
     if len(features_paths) != len(samples) or any(
-            s not in os.path.basename(p) for s, p in zip(samples, features_paths)):
-        raise ValueError(f"{manifest_path}: its clips {samples[:3]}... are not this job's outputs "
-                         f"{features_paths[:3]}...")
+        s not in os.path.basename(p) for s, p in zip(samples, features_paths)
+    ):
+        raise ValueError(
+            f"{manifest_path}: its clips {samples[:3]}... are not this job's outputs {features_paths[:3]}..."
+        )
     load_clip = data.clip_checker(manifest)
     fe = enc.feature_extractor(snapshot)
 
@@ -101,8 +103,7 @@ def calibrate_job(
     atomic.write_json(summary_path, {"samples": entries})
 
 
-def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, threads: int,
-               features) -> list[dict]:
+def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, threads: int, features) -> list[dict]:
     """The pipeline of a calibrate job: `features(i)` (sample i's [1, frames, n_mels]
     array) runs on a pool of `threads` threads, batches ahead of the device; the model
     loads meanwhile; the device encodes and decodes batch after batch; a writer thread
@@ -120,8 +121,10 @@ def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, thr
     languages = [whisper_code(layout.sample_lang(s)) for s in samples]
     plan = plan_batches(languages, tasks, batch_size(settings.batch_size, device))
     entries: list[dict | None] = [None] * len(samples)
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="features") as readers, \
-            ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+    with (
+        ThreadPoolExecutor(max(1, threads), thread_name_prefix="features") as readers,
+        ThreadPoolExecutor(1, thread_name_prefix="writer") as writer,
+    ):
         try:
             made: dict[int, Future] = {}
 
@@ -227,13 +230,15 @@ def job_samples(summaries: list[str]) -> list[str]:
 
 
 def write_report(manifests: list[str], decoder_calib: dict, out_path: str) -> dict:
-    """Per language: clips used, clips skipped at download with their reasons; overall:
-    the transcribe/translate mix. Nothing is dropped without a line here."""
+    """Per language: clips used, how many of them clipped (samples at full scale), clips
+    skipped at download with their reasons; overall: the transcribe/translate mix.
+    Nothing is dropped without a line here."""
     languages: dict[str, dict] = {}
     for path in manifests:
         for lang, part in atomic.read_json(path)["languages"].items():
-            entry = languages.setdefault(lang, {"used": 0, "skipped": []})
+            entry = languages.setdefault(lang, {"used": 0, "clipped": 0, "skipped": []})
             entry["used"] += len(part["samples"])
+            entry["clipped"] += part.get("clipped_clips", 0)
             entry["skipped"] += part["skipped"]
     tasks = Counter(m["task_type"] for m in decoder_calib["metadata"])
     report = {

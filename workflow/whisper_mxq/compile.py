@@ -207,6 +207,24 @@ def check_release(a: Api, p: PartPlan) -> None:
     target_name(a, p.target_device)
 
 
+def check_installed(out_json: str, plans: dict[str, PartPlan]) -> dict:
+    """The compile's first job: qbcompiler importable (else the install hint, at once),
+    and what this release offers for the configured recipe and board, recorded."""
+    qb = import_qbcompiler()
+    a = api(qb)
+    for p in plans.values():
+        check_release(a, p)
+    found = {
+        "qbcompiler": a.label,
+        "configs": a.configs is not None,
+        "load_for_part": a.load_for_part is not None,
+        "target_device": a.target_device,
+        "device_gpu_spelling": device_name(a, "cuda"),
+    }
+    atomic.write_json(out_json, found)
+    return found
+
+
 def validate_installed(plans: dict[str, PartPlan]) -> None:
     """Every setting against the installed qbcompiler, before any job: an unknown config
     class or field fails naming its key. A no-op where qbcompiler is not importable."""
@@ -280,7 +298,11 @@ def compile_mblt(snapshot: str, part: str, out_path: str, compile_cfg: dict | No
     p = plan(compile_cfg or {}, part)
     check_release(a, p)
     model, kwargs = mblt_inputs(a, p, snapshot)
-    log.info("qbcompiler %s: mblt_compile(%s)", a.label, ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "feed_dict"))
+    log.info(
+        "qbcompiler %s: mblt_compile(%s)",
+        a.label,
+        ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "feed_dict"),
+    )
     with atomic.atomic_path(out_path) as tmp:
         qb.mblt_compile(model=model, mblt_save_path=str(tmp), **kwargs)
         _require_written(tmp, "mblt_compile")
@@ -298,8 +320,7 @@ def mxq_kwargs(qb, a: Api, p: PartPlan, device: str) -> dict:
     return kwargs
 
 
-def compile_mxq(mblt_path: str, calib_path: str, part: str, out_path: str, *, compile_cfg: dict,
-                device: str) -> None:
+def compile_mxq(mblt_path: str, calib_path: str, part: str, out_path: str, *, compile_cfg: dict, device: str) -> None:
     """Quantize the .mblt with the calibration list/JSON into the NPU binary; before it
     takes its final name, its input shapes are checked against the calibration's."""
     qb = import_qbcompiler()

@@ -71,9 +71,15 @@ def _tutorial(target: str, part: str, full_seq: bool) -> tuple[str | None, dict]
 def _equivalent_transformation() -> dict:
     learn = {"apply": True, "learn": True}
     return {
-        "norm_conv": learn, "qk": {"apply": True}, "ud": learn, "vo": {"apply": True},
-        "feed_forward_multi_lut": {"apply": True}, "spin_r2": learn, "qk_rotation": {"apply": True},
-        "flatten_quant": learn, "optimize_ffn": {"apply": True, "ch_per_ffn": -1},
+        "norm_conv": learn,
+        "qk": {"apply": True},
+        "ud": learn,
+        "vo": {"apply": True},
+        "feed_forward_multi_lut": {"apply": True},
+        "spin_r2": learn,
+        "qk_rotation": {"apply": True},
+        "flatten_quant": learn,
+        "optimize_ffn": {"apply": True, "ch_per_ffn": -1},
     }
 
 
@@ -89,7 +95,10 @@ def _mobilint_13(target: str, part: str, full_seq: bool) -> tuple[str, dict]:
         configs.update(
             calibration_config={"output": 0, "mode": 0},
             llm_config=_full_seq_llm(full_seq, **(lengths if regulus else {})),
-            hessian_quant_config={"apply": True, "attributes": {"act_order": True, "block_size": 128, "perc_damp": 0.01}},
+            hessian_quant_config={
+                "apply": True,
+                "attributes": {"act_order": True, "block_size": 128, "perc_damp": 0.01},
+            },
         )
     return ("single" if regulus else "all"), configs
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 import io
 import os
 import stat
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from . import atomic, audio
 from .languages import FLEURS_TO_WHISPER, whisper_code
@@ -106,8 +106,7 @@ def shard_paths(source: Source, lang: str) -> tuple[object, list[str]]:
     except (OSError, ValueError) as e:
         raise ValueError(f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} ({e})") from e
     if not paths:
-        raise ValueError(f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} "
-                         "(no file matches)")
+        raise ValueError(f"language {lang!r}: cannot read FLEURS {source.split!r} shards at {files} (no file matches)")
     for path in paths if source.is_local() else ():
         if reason := _not_regular(path):
             raise ValueError(f"language {lang!r}: {reason}; only regular files are read")
@@ -150,11 +149,16 @@ def _shard_rows(shard, columns: list[str], path: str) -> Iterator[dict]:
         meta = shard.metadata.row_group(group)
         if meta.num_rows == 0:
             continue
-        size = sum(meta.column(c).total_uncompressed_size for c in range(meta.num_columns)
-                   if meta.column(c).path_in_schema.split(".")[0] == "audio")
+        size = sum(
+            meta.column(c).total_uncompressed_size
+            for c in range(meta.num_columns)
+            if meta.column(c).path_in_schema.split(".")[0] == "audio"
+        )
         if size > MAX_ROW_GROUP_AUDIO_BYTES:
-            raise ShardError(f"{path}: row group {group} holds {size} bytes of audio "
-                             f"(over {MAX_ROW_GROUP_AUDIO_BYTES}); it is not read")
+            raise ShardError(
+                f"{path}: row group {group} holds {size} bytes of audio "
+                f"(over {MAX_ROW_GROUP_AUDIO_BYTES}); it is not read"
+            )
         for batch in shard.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
             yield from batch.to_pylist()
 
@@ -183,8 +187,10 @@ def read_tsv(source: Source) -> list[TsvRow]:
     header = [h.strip() for h in header]
     missing = [c for c in TSV_COLUMNS if c not in header]
     if missing:
-        raise ValueError(f"{tsv}: no column {missing} in the header row {header} "
-                         f"(config key 'fleurs.source' names an audio folder: columns {list(TSV_COLUMNS)})")
+        raise ValueError(
+            f"{tsv}: no column {missing} in the header row {header} "
+            f"(config key 'fleurs.source' names an audio folder: columns {list(TSV_COLUMNS)})"
+        )
     index = {c: header.index(c) for c in TSV_COLUMNS}
     rows, seen = [], {}
     for fields in reader:
@@ -232,8 +238,10 @@ def _inside_folder(folder: str, tsv: str, line: int, file: str) -> None:
     root = os.path.realpath(folder)
     target = os.path.realpath(os.path.join(folder, file))
     if os.path.isabs(file) or os.path.commonpath([root, target]) != root:
-        raise ValueError(f"{tsv} line {line}: file {file!r} leaves the folder {folder} "
-                         "(files are listed relative to it and must stay inside)")
+        raise ValueError(
+            f"{tsv} line {line}: file {file!r} leaves the folder {folder} "
+            "(files are listed relative to it and must stay inside)"
+        )
 
 
 def audio_folder_rows(source: Source, lang: str) -> Iterator[dict]:
@@ -250,9 +258,13 @@ def audio_folder_rows(source: Source, lang: str) -> Iterator[dict]:
             except audio.BadAudio as e:
                 problem = f"{source.tsv()} line {r.line}: {e}"
         yield {
-            "id": r.line, "path": r.file, "audio": {"bytes": data, "path": r.file},
-            "transcription": r.transcription, "raw_transcription": r.transcription,
-            "problem": problem, "name": f"{lang} {source.tsv()} line {r.line} ({r.file})",
+            "id": r.line,
+            "path": r.file,
+            "audio": {"bytes": data, "path": r.file},
+            "transcription": r.transcription,
+            "raw_transcription": r.transcription,
+            "problem": problem,
+            "name": f"{lang} {source.tsv()} line {r.line} ({r.file})",
         }
 
 
@@ -266,8 +278,9 @@ def check_source(location: str, split: str, languages: list[str]) -> None:
         if os.path.lexists(location):
             raise ValueError(f"config key 'fleurs.source': {location!r} is a file, not a folder")
         if looks_like_path(location):
-            raise ValueError(f"config key 'fleurs.source': {location!r} does not exist (nothing at "
-                             f"{os.path.abspath(location)})")
+            raise ValueError(
+                f"config key 'fleurs.source': {location!r} does not exist (nothing at {os.path.abspath(location)})"
+            )
         return
     if source.is_audio_folder():
         try:
@@ -277,13 +290,17 @@ def check_source(location: str, split: str, languages: list[str]) -> None:
         found = {r.language for r in rows}
         lacking = [lang for lang in languages if lang not in found]
         if lacking:
-            raise ValueError(f"config key 'fleurs.source': {source.tsv()} has no rows for languages {lacking} "
-                             "(config key 'languages')")
+            raise ValueError(
+                f"config key 'fleurs.source': {source.tsv()} has no rows for languages {lacking} "
+                "(config key 'languages')"
+            )
         # Folders of audio per language are fine; Parquet shards beside the TSV are not.
         shards = [lang for lang in FLEURS_TO_WHISPER if glob.glob(source.data_files(lang))]
         if shards:
-            raise ValueError(f"config key 'fleurs.source': {location} holds both {source.tsv()} and FLEURS "
-                             f"shard folders {shards}: keep one kind of source per folder")
+            raise ValueError(
+                f"config key 'fleurs.source': {location} holds both {source.tsv()} and FLEURS "
+                f"shard folders {shards}: keep one kind of source per folder"
+            )
         return
     lacking = [lang for lang in languages if not glob.glob(source.data_files(lang))]
     if lacking:
@@ -316,8 +333,14 @@ class Part:
     first_row: int = 0
 
 
-def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: str,
-               max_skipped_fraction: float, exclude: frozenset[str] = frozenset()) -> dict:
+def take_clips(
+    rows: Iterable[dict],
+    part: Part,
+    wav_paths: list[str],
+    where: str,
+    max_skipped_fraction: float,
+    exclude: frozenset[str] = frozenset(),
+) -> dict:
     """Write the first `part.count` usable clips of `rows` (the language's rows from
     row 0; those before `part.first_row` are passed over) to `wav_paths`.
 
@@ -354,18 +377,20 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
         # No fsync per clip: the rename keeps a killed job from leaving a partial file,
         # and the manifest, written last with fsync, is what the job's outputs hang on.
         atomic.write_bytes(wav, clip, durable=False)
-        kept.append({
-            "file": os.path.basename(wav),
-            "wav": wav,
-            "fleurs_id": row["id"],
-            "fleurs_path": row.get("path"),
-            "row": row_index,
-            "transcription": row["transcription"],
-            "raw_transcription": row["raw_transcription"],
-            "duration_s": round(samples.shape[0] / audio.SAMPLE_RATE, 3),
-            "clipped_samples": clipped,
-            "sha256": hashlib.sha256(clip).hexdigest(),
-        })
+        kept.append(
+            {
+                "file": os.path.basename(wav),
+                "wav": wav,
+                "fleurs_id": row["id"],
+                "fleurs_path": row.get("path"),
+                "row": row_index,
+                "transcription": row["transcription"],
+                "raw_transcription": row["raw_transcription"],
+                "duration_s": round(samples.shape[0] / audio.SAMPLE_RATE, 3),
+                "clipped_samples": clipped,
+                "sha256": hashlib.sha256(clip).hexdigest(),
+            }
+        )
     if len(kept) < part.count:
         reasons = "; ".join(s["reason"] for s in skipped[:5])
         raise ValueError(
@@ -374,9 +399,14 @@ def take_clips(rows: Iterable[dict], part: Part, wav_paths: list[str], where: st
             f"{': ' + reasons if reasons else ''})"
         )
     check_skipped(lang, len(kept), skipped, max_skipped_fraction)
-    return {"whisper_language": whisper_code(lang), "first_row": part.first_row,
-            "next_row": next_row, "samples": kept, "skipped": skipped,
-            "clipped_clips": sum(1 for s in kept if s["clipped_samples"])}
+    return {
+        "whisper_language": whisper_code(lang),
+        "first_row": part.first_row,
+        "next_row": next_row,
+        "samples": kept,
+        "skipped": skipped,
+        "clipped_clips": sum(1 for s in kept if s["clipped_samples"]),
+    }
 
 
 def check_skipped(lang: str, n_kept: int, skipped: list[dict], max_fraction: float) -> None:
@@ -417,8 +447,14 @@ def download_job(
 
     def take(k: int) -> dict:
         part = parts[k]
-        return take_clips(stream_rows(source, part.lang), part, wav_paths[starts[k] : starts[k] + part.count],
-                          where, max_skipped_fraction, (exclude or {}).get(part.lang, frozenset()))
+        return take_clips(
+            stream_rows(source, part.lang),
+            part,
+            wav_paths[starts[k] : starts[k] + part.count],
+            where,
+            max_skipped_fraction,
+            (exclude or {}).get(part.lang, frozenset()),
+        )
 
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="download") as pool:
         taken = [pool.submit(take, k) for k in range(len(parts))]
@@ -427,10 +463,13 @@ def download_job(
     # The order is the job's sample order; the JSON writer sorts the languages' keys.
     manifest = {"source": where, "languages": languages, "language_order": [p.lang for p in parts]}
     atomic.write_json(manifest_path, manifest)
-    atomic.write_json(stamp_path, {
-        "manifest_sha256": file_sha256(manifest_path),
-        "next_row": {lang: m["next_row"] for lang, m in languages.items()},
-    })
+    atomic.write_json(
+        stamp_path,
+        {
+            "manifest_sha256": file_sha256(manifest_path),
+            "next_row": {lang: m["next_row"] for lang, m in languages.items()},
+        },
+    )
     return manifest
 
 
@@ -444,8 +483,10 @@ def read_manifest(stamp_path: str, manifest_path: str) -> dict:
     that read clips declare only the stamp as their input)."""
     stamp = atomic.read_json(stamp_path)
     if file_sha256(manifest_path) != stamp["manifest_sha256"]:
-        raise ValueError(f"{manifest_path} changed after its download ({stamp_path} has another "
-                         "checksum): delete both and run the workflow again to download afresh")
+        raise ValueError(
+            f"{manifest_path} changed after its download ({stamp_path} has another "
+            "checksum): delete both and run the workflow again to download afresh"
+        )
     return atomic.read_json(manifest_path)
 
 
@@ -474,8 +515,10 @@ def clip_checker(*manifests: dict):
             raise ValueError(f"{wav_path}: not a clip of this job's manifest")
         clip = audio.read_regular_file(wav_path)
         if hashlib.sha256(clip).hexdigest() != expected[name]:
-            raise ValueError(f"{wav_path}: not the clip downloaded (its checksum differs from "
-                             "the manifest's); delete the job's manifest and run again to download afresh")
+            raise ValueError(
+                f"{wav_path}: not the clip downloaded (its checksum differs from "
+                "the manifest's); delete the job's manifest and run again to download afresh"
+            )
         return audio.prepare(clip, wav_path)
 
     return load

@@ -73,9 +73,7 @@ def sequence(prompt_ids: list[int], text: list[int], eot: int, max_len: int) -> 
 def embedding_tables(model) -> tuple[np.ndarray, np.ndarray]:
     """The decoder's token and position embedding tables, fp32, on the host."""
     decoder = model.get_decoder()
-    return tuple(
-        t.weight.detach().float().cpu().numpy() for t in (decoder.embed_tokens, decoder.embed_positions)
-    )
+    return tuple(t.weight.detach().float().cpu().numpy() for t in (decoder.embed_tokens, decoder.embed_positions))
 
 
 def decoder_input(tables: tuple[np.ndarray, np.ndarray], ids: list[int]) -> np.ndarray:
@@ -129,15 +127,17 @@ def write_decoder_calib(
             dec = os.path.abspath(os.path.join(folder, layout.DECODER_STATES_FILE))
             check_npy(enc, (1, n_source, d_model))
             check_npy(dec, (1, len(entry["token_ids"]), d_model))
-            metadata.append({
-                "encoder_hidden_states": enc,
-                "decoder_hidden_states": dec,
-                "task_type": entry["task_type"],
-                "source_language": entry["source_language"],
-                "use_translation": entry["use_translation"],
-                "decoded_tokens": entry["decoded_tokens"],
-                "token_ids": entry["token_ids"],
-            })
+            metadata.append(
+                {
+                    "encoder_hidden_states": enc,
+                    "decoder_hidden_states": dec,
+                    "task_type": entry["task_type"],
+                    "source_language": entry["source_language"],
+                    "use_translation": entry["use_translation"],
+                    "decoded_tokens": entry["decoded_tokens"],
+                    "token_ids": entry["token_ids"],
+                }
+            )
     calib = {
         "info": {
             "input names": ["decoder_hidden_states", "encoder_hidden_states"],

@@ -22,7 +22,7 @@ import random
 import subprocess
 import tempfile
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +80,7 @@ def _tiktoken_file(name: str) -> str:
     return str(Path(whisper.__file__).parent / "assets" / f"{name}.tiktoken")
 
 
-@lru_cache(maxsize=None)
+@cache
 def tokenizer_json(english_only: bool = False, num_languages: int = NUM_LANGUAGES) -> str:
     """Whisper's tokenizer as a `tokenizer.json`, converted from openai-whisper's tiktoken
     vocabulary by transformers' own TikTokenConverter (cached: ~1 s).
@@ -99,19 +99,26 @@ def tokenizer_json(english_only: bool = False, num_languages: int = NUM_LANGUAGE
     control = whisper_special_tokens(num_languages)
     # transformers 5 calls the argument extra_special_tokens, 4.x additional_special_tokens;
     # each ignores the other's.
-    converter = TikTokenConverter(vocab_file=_tiktoken_file(name), pattern=encoding._pat_str,
-                                  extra_special_tokens=control, additional_special_tokens=control)
+    converter = TikTokenConverter(
+        vocab_file=_tiktoken_file(name),
+        pattern=encoding._pat_str,
+        extra_special_tokens=control,
+        additional_special_tokens=control,
+    )
     tok = converter.converted()
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in timestamp_tokens()])
     wrong = {t: (tok.token_to_id(t), i) for t, i in encoding._special_tokens.items() if tok.token_to_id(t) != i}
     if wrong or tok.get_vocab_size() != encoding.n_vocab:
-        raise RuntimeError(f"converted Whisper tokenizer disagrees with openai-whisper's ids: {dict(list(wrong.items())[:5])}, "
-                           f"{tok.get_vocab_size()} ids against {encoding.n_vocab}")
+        raise RuntimeError(
+            f"converted Whisper tokenizer disagrees with openai-whisper's ids: {dict(list(wrong.items())[:5])}, "
+            f"{tok.get_vocab_size()} ids against {encoding.n_vocab}"
+        )
     return tok.to_str()
 
 
-def write_tokenizer(folder: str | os.PathLike, english_only: bool = False, *,
-                    num_languages: int = NUM_LANGUAGES) -> None:
+def write_tokenizer(
+    folder: str | os.PathLike, english_only: bool = False, *, num_languages: int = NUM_LANGUAGES
+) -> None:
     """Whisper's tokenizer files in the Hub repositories' layout (tokenizer.json,
     tokenizer_config.json, vocab.json, merges.txt), which transformers 4.50 and 5 read."""
     from whisper_mxq import models
@@ -123,7 +130,10 @@ def write_tokenizer(folder: str | os.PathLike, english_only: bool = False, *,
     config = {
         "tokenizer_class": "WhisperTokenizer",
         "model_max_length": 448,
-        "bos_token": eot, "eos_token": eot, "unk_token": eot, "pad_token": eot,
+        "bos_token": eot,
+        "eos_token": eot,
+        "unk_token": eot,
+        "pad_token": eot,
         "additional_special_tokens": whisper_special_tokens(num_languages),
         "add_prefix_space": False,
         "errors": "replace",
@@ -132,9 +142,7 @@ def write_tokenizer(folder: str | os.PathLike, english_only: bool = False, *,
     models.make_portable(folder)
 
 
-def build_tokenizer(
-    english_only: bool = False, *, num_languages: int = NUM_LANGUAGES
-) -> WhisperTokenizerFast:
+def build_tokenizer(english_only: bool = False, *, num_languages: int = NUM_LANGUAGES) -> WhisperTokenizerFast:
     """Whisper's Hugging Face tokenizer, built offline from openai-whisper's vocabulary.
 
     Ids match openai-whisper's own tokenizer. Loaded from files written as the Hub's
@@ -257,9 +265,7 @@ def build_tiny_model(
 # ---------------------------------------------------------------------------------------
 
 
-def build_tiny_openai_whisper(
-    out_path: str | os.PathLike, *, seed: int = 0, n_mels: int = 80
-) -> None:
+def build_tiny_openai_whisper(out_path: str | os.PathLike, *, seed: int = 0, n_mels: int = 80) -> None:
     """Save a tiny random checkpoint that `whisper.load_model(out_path)` accepts.
 
     The label step loads large-v3 this way; this stand-in has the same context sizes and
@@ -406,7 +412,7 @@ FLEURS_COLUMNS: tuple[str, ...] = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _espeak_voices() -> frozenset[str]:
     """Voices espeak-ng knows: its language names ("de", "cmn-latn-pinyin") and
     "+variant" suffixes ("+f3")."""
@@ -416,11 +422,7 @@ def _espeak_voices() -> frozenset[str]:
         return done.stdout.splitlines()[1:]  # below the header row
 
     languages = {line.split()[1] for line in listing("--voices") if line.strip()}
-    variants = {
-        "+" + line.rsplit("!v/", 1)[1].strip()
-        for line in listing("--voices=variant")
-        if "!v/" in line
-    }
+    variants = {"+" + line.rsplit("!v/", 1)[1].strip() for line in listing("--voices=variant") if "!v/" in line}
     return frozenset(languages | variants)
 
 
@@ -446,17 +448,13 @@ def espeak_wav(text: str, voice: str, *, speed: int = 150, pitch: int = 50) -> b
         cmd = ["espeak-ng", *settings, "-w", str(wav), "--stdin"]
         done = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True)
         if done.returncode != 0 or not wav.exists():
-            raise RuntimeError(
-                f"espeak-ng -v {voice} failed: {done.stderr.decode(errors='replace').strip()}"
-            )
+            raise RuntimeError(f"espeak-ng -v {voice} failed: {done.stderr.decode(errors='replace').strip()}")
         return wav.read_bytes()
 
 
 def normalize_transcription(text: str) -> str:
     """FLEURS' `transcription` style: lower case, punctuation dropped (apostrophes kept)."""
-    kept = (
-        " " if unicodedata.category(c).startswith("P") and c != "'" else c for c in text.lower()
-    )
+    kept = (" " if unicodedata.category(c).startswith("P") and c != "'" else c for c in text.lower())
     return " ".join("".join(kept).split())
 
 
@@ -470,9 +468,7 @@ def _num_samples(wav: bytes) -> int:
         return 0
 
 
-def fleurs_row(
-    fleurs_lang: str, index: int, text: str, wav: bytes, *, gender: int = 0
-) -> dict[str, Any]:
+def fleurs_row(fleurs_lang: str, index: int, text: str, wav: bytes, *, gender: int = 0) -> dict[str, Any]:
     """One FLEURS row for clip `index` of a language, holding `wav` as raw bytes.
 
     Public so tests can build shards with bad clips (garbage or truncated bytes) for
@@ -572,7 +568,5 @@ def build_fleurs_demo(
         for index, text in enumerate(sentences):
             gender = rng.randrange(2)  # FLEURS: 0 male, 1 female
             voice = f"{FLEURS_LANGS[fleurs_lang][0]}+{'f3' if gender else 'm3'}"
-            rows.append(
-                fleurs_row(fleurs_lang, index, text, espeak_wav(text, voice), gender=gender)
-            )
+            rows.append(fleurs_row(fleurs_lang, index, text, espeak_wav(text, voice), gender=gender))
         write_fleurs_rows(Path(out_dir) / fleurs_lang / split / "0000.parquet", rows)

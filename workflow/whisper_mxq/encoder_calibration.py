@@ -34,8 +34,10 @@ def check_npy(path: str, shape: tuple) -> None:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as e:
         raise ValueError(f"{path}: not a readable .npy file ({e})") from e
-    ok = arr.dtype == np.float32 and len(arr.shape) == len(shape) and all(
-        want in (-1, got) for want, got in zip(shape, arr.shape)
+    ok = (
+        arr.dtype == np.float32
+        and len(arr.shape) == len(shape)
+        and all(want in (-1, got) for want, got in zip(shape, arr.shape))
     )
     if not ok:
         raise ValueError(f"{path}: {arr.dtype}{list(arr.shape)}, expected float32{list(shape)}")

@@ -25,11 +25,26 @@ def calibration_sentences(downloads: list[tuple[str, str]]) -> dict[str, frozens
     return {lang: frozenset(s for s in sentences if s) for lang, sentences in found.items()}
 
 
-def download_eval_job(source: data.Source, parts: list[data.Part], wav_paths: list[str], manifest_path: str,
-                      stamp_path: str, calibration_downloads: list[tuple[str, str]],
-                      max_skipped_fraction: float = data.MAX_SKIPPED_FRACTION, threads: int = 1) -> dict:
-    return data.download_job(source, parts, wav_paths, manifest_path, stamp_path, max_skipped_fraction,
-                             exclude=calibration_sentences(calibration_downloads), threads=threads)
+def download_eval_job(
+    source: data.Source,
+    parts: list[data.Part],
+    wav_paths: list[str],
+    manifest_path: str,
+    stamp_path: str,
+    calibration_downloads: list[tuple[str, str]],
+    max_skipped_fraction: float = data.MAX_SKIPPED_FRACTION,
+    threads: int = 1,
+) -> dict:
+    return data.download_job(
+        source,
+        parts,
+        wav_paths,
+        manifest_path,
+        stamp_path,
+        max_skipped_fraction,
+        exclude=calibration_sentences(calibration_downloads),
+        threads=threads,
+    )
 
 
 @dataclass(frozen=True)

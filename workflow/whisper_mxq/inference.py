@@ -11,7 +11,8 @@ config's `suppress_tokens` at every step, `begin_suppress_tokens` at the first.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -41,8 +42,14 @@ def suppression(generation_config, vocab: int) -> tuple[np.ndarray, np.ndarray]:
     return always, first
 
 
-def greedy(logits: Callable[[list[int]], np.ndarray], prompt: list[int], masks: tuple[np.ndarray, np.ndarray],
-           eot: int, max_new: int, max_len: int) -> list[int]:
+def greedy(
+    logits: Callable[[list[int]], np.ndarray],
+    prompt: list[int],
+    masks: tuple[np.ndarray, np.ndarray],
+    eot: int,
+    max_new: int,
+    max_len: int,
+) -> list[int]:
     """prompt + argmax tokens until end-of-text, `max_new` tokens or `max_len` in all."""
     always, first = masks
     ids = list(prompt)
@@ -71,12 +78,14 @@ class TorchPath:
         import torch
 
         with torch.no_grad():
-            out = self.model(encoder_outputs=(torch.from_numpy(states),),
-                             decoder_input_ids=torch.tensor([ids]), use_cache=False)
+            out = self.model(
+                encoder_outputs=(torch.from_numpy(states),), decoder_input_ids=torch.tensor([ids]), use_cache=False
+            )
         return out.logits[0].numpy()
 
-    def generate(self, states: np.ndarray, prompt: list[int], language: str | None, task: str,
-                 max_new: int) -> list[int]:
+    def generate(
+        self, states: np.ndarray, prompt: list[int], language: str | None, task: str, max_new: int
+    ) -> list[int]:
         """prompt + transformers' greedy decode from the given encoder states."""
         import torch
         from transformers.modeling_outputs import BaseModelOutput
@@ -85,7 +94,11 @@ class TorchPath:
         with torch.no_grad():
             out = self.model.generate(
                 encoder_outputs=BaseModelOutput(last_hidden_state=torch.from_numpy(states)),
-                max_new_tokens=max_new, return_timestamps=False, do_sample=False, num_beams=1, **kwargs,
+                max_new_tokens=max_new,
+                return_timestamps=False,
+                do_sample=False,
+                num_beams=1,
+                **kwargs,
             )
         ids = out[0].tolist()
         # transformers 4 returns the prompt as well, 5 only the new tokens
@@ -141,8 +154,14 @@ class Context:
         return self.fp32.generate(self.fp32_states[i], self.prompt(clip, task), language, task, max_new)
 
     def decode(self, path: Backend, states: np.ndarray, clip: Clip, task: str, max_new: int) -> list[int]:
-        return greedy(lambda ids: path.logits(ids, states), self.prompt(clip, task), self.masks, self.eot,
-                      max_new, self.model.config.max_target_positions)
+        return greedy(
+            lambda ids: path.logits(ids, states),
+            self.prompt(clip, task),
+            self.masks,
+            self.eot,
+            max_new,
+            self.model.config.max_target_positions,
+        )
 
     def text(self, ids: list[int]) -> str:
         # The prompt's tokens are all special (ids above end-of-text): text_ids drops them.

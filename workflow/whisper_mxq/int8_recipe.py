@@ -53,8 +53,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -100,12 +101,15 @@ def compute_nodes(model) -> list[ComputeNode]:
         if not n.name:
             raise ValueError(f"an unnamed {n.op_type} node: the recipe names nodes to describe them")
         data = [i for i in n.input[:2] if i]
-        nodes.append(ComputeNode(
-            n.name, n.op_type,
-            activations=[i for i in data if i not in constants],
-            weights=[i for i in data if i in constants],
-            attrs={a.name: onnx.helper.get_attribute_value(a) for a in n.attribute},
-        ))
+        nodes.append(
+            ComputeNode(
+                n.name,
+                n.op_type,
+                activations=[i for i in data if i not in constants],
+                weights=[i for i in data if i in constants],
+                attrs={a.name: onnx.helper.get_attribute_value(a) for a in n.attribute},
+            )
+        )
     return nodes
 
 
@@ -206,10 +210,14 @@ class TensorStats:
 
     def describe(self) -> dict[str, float]:
         x = np.concatenate(self.values).astype(np.float64)
-        return {"min": self.lo, "max": self.hi, "rms": float(np.sqrt(np.mean(x**2))),
-                "p999_abs": float(np.quantile(np.abs(x), BULK_QUANTILE)),
-                "int8_sqnr_db": round(self.round_trip_sqnr_db(8), 2),
-                "int8_bulk_sqnr_db": round(self.round_trip_sqnr_db(8, bulk=True), 2)}
+        return {
+            "min": self.lo,
+            "max": self.hi,
+            "rms": float(np.sqrt(np.mean(x**2))),
+            "p999_abs": float(np.quantile(np.abs(x), BULK_QUANTILE)),
+            "int8_sqnr_db": round(self.round_trip_sqnr_db(8), 2),
+            "int8_bulk_sqnr_db": round(self.round_trip_sqnr_db(8, bulk=True), 2),
+        }
 
 
 def tensor_stats(model, feeds: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, TensorStats]:
@@ -232,8 +240,10 @@ def _flops(node: ComputeNode, shapes: dict[str, tuple[int, ...]], weights: dict[
         strides = node.attrs.get("strides", [1] * (len(w) - 2))
         pads = node.attrs.get("pads", [0] * 2 * (len(w) - 2))
         dil = node.attrs.get("dilations", [1] * (len(w) - 2))
-        out = [(a[2 + i] + pads[i] + pads[i + len(strides)] - dil[i] * (w[2 + i] - 1) - 1) // strides[i] + 1
-               for i in range(len(strides))]
+        out = [
+            (a[2 + i] + pads[i] + pads[i + len(strides)] - dil[i] * (w[2 + i] - 1) - 1) // strides[i] + 1
+            for i in range(len(strides))
+        ]
         return 2 * a[0] * int(np.prod(w)) * int(np.prod(out))
     b = shapes.get(node.activations[1]) if len(node.activations) > 1 else weights[node.weights[0]]
     if node.op_type == "Gemm":
@@ -264,8 +274,12 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)  # tensor -> why it is not int8
 
 
-def plan_default(nodes: list[ComputeNode], stats: dict[str, TensorStats], outputs: dict[str, str],
-                 min_bulk_db: float = MIN_INT8_SQNR_DB) -> Plan:
+def plan_default(
+    nodes: list[ComputeNode],
+    stats: dict[str, TensorStats],
+    outputs: dict[str, str],
+    min_bulk_db: float = MIN_INT8_SQNR_DB,
+) -> Plan:
     """Which tensors leave int8 and why (see the module's docstring)."""
     plan = Plan()
     for node in nodes:
@@ -276,9 +290,11 @@ def plan_default(nodes: list[ComputeNode], stats: dict[str, TensorStats], output
             if both_activations:
                 why = "input of a MatMul of two activations (attention): no weight scale absorbs its range"
             elif bulk_db < min_bulk_db:
-                why = (f"int8 keeps {bulk_db:.1f} dB < {min_bulk_db:g} dB on its typical values "
-                       f"(range {s.lo:.3g}..{s.hi:.3g}, 99.9% of |x| below "
-                       f"{float(np.quantile(np.abs(np.concatenate(s.values)), BULK_QUANTILE)):.3g})")
+                why = (
+                    f"int8 keeps {bulk_db:.1f} dB < {min_bulk_db:g} dB on its typical values "
+                    f"(range {s.lo:.3g}..{s.hi:.3g}, 99.9% of |x| below "
+                    f"{float(np.quantile(np.abs(np.concatenate(s.values)), BULK_QUANTILE)):.3g})"
+                )
             else:
                 continue
             int16_db = s.round_trip_sqnr_db(16, bulk=True)
@@ -290,9 +306,11 @@ def plan_default(nodes: list[ComputeNode], stats: dict[str, TensorStats], output
     return plan
 
 
-def _describe_nodes(nodes: list[ComputeNode], plan: Plan, per_channel: bool, outputs: dict[str, str],
-                    flops: dict[str, int]) -> tuple[dict[str, str], dict[str, dict], dict]:
+def _describe_nodes(
+    nodes: list[ComputeNode], plan: Plan, per_channel: bool, outputs: dict[str, str], flops: dict[str, int]
+) -> tuple[dict[str, str], dict[str, dict], dict]:
     """Per node: `int8` (both data inputs int8), `int16` (an input at 16 bits), `float`."""
+
     def bits(tensor: str) -> str:
         return "int16" if plan.overrides.get(tensor) == "QInt16" else "int8"
 
@@ -305,20 +323,24 @@ def _describe_nodes(nodes: list[ComputeNode], plan: Plan, per_channel: bool, out
             "op_type": node.op_type,
             "precision": precision[node.name],
             "activations": acts,
-            "weights": None if not node.weights or excluded
+            "weights": None
+            if not node.weights or excluded
             else f"int8 {'per-channel' if per_channel else 'per-tensor'}",
             "output": "float" if excluded else bits(outputs[node.name]),
-            "reason": plan.exclude.get(node.name) or next(
-                (plan.reasons[t] for t in node.activations if t in plan.reasons), None),
+            "reason": plan.exclude.get(node.name)
+            or next((plan.reasons[t] for t in node.activations if t in plan.reasons), None),
             "flops": flops.get(node.name),
         }
     total = sum(flops.values()) or 1
     int8 = [n for n, p in precision.items() if p == "int8"]
-    coverage = {"nodes": len(nodes), "int8_nodes": len(int8),
-                "int16_nodes": sum(p == "int16" for p in precision.values()),
-                "float_nodes": sum(p == "float" for p in precision.values()),
-                "int8_flops_share": round(sum(flops.get(n, 0) for n in int8) / total, 4),
-                "flops_per_feed": sum(flops.values())}
+    coverage = {
+        "nodes": len(nodes),
+        "int8_nodes": len(int8),
+        "int16_nodes": sum(p == "int16" for p in precision.values()),
+        "float_nodes": sum(p == "float" for p in precision.values()),
+        "int8_flops_share": round(sum(flops.get(n, 0) for n in int8) / total, 4),
+        "flops_per_feed": sum(flops.values()),
+    }
     return precision, details, coverage
 
 
@@ -328,16 +350,17 @@ def _calibration_options(method: str) -> dict:
     return {} if method == "minmax" else {"CalibStridedMinMax": 1}
 
 
-def _run_quantizer(fp32_path: str, out_path: str, reader, method: str, per_channel: bool,
-                   plan: Plan) -> None:
+def _run_quantizer(fp32_path: str, out_path: str, reader, method: str, per_channel: bool, plan: Plan) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     extra = _calibration_options(method)
     if plan.overrides:
-        extra["TensorQuantOverrides"] = {t: [{"quant_type": getattr(QuantType, q)}]
-                                         for t, q in plan.overrides.items()}
+        extra["TensorQuantOverrides"] = {t: [{"quant_type": getattr(QuantType, q)}] for t, q in plan.overrides.items()}
     reader.rewind()
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_path))) as tmp:
         # quantize_static writes `<input>-inferred.onnx` beside its input: a private link
@@ -345,10 +368,17 @@ def _run_quantizer(fp32_path: str, out_path: str, reader, method: str, per_chann
         source = os.path.join(tmp, "model.onnx")
         os.symlink(os.path.abspath(fp32_path), source)
         quantize_static(
-            source, out_path, reader, quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(COMPUTE_OPS), nodes_to_exclude=sorted(plan.exclude),
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            per_channel=per_channel, calibrate_method=methods[method], extra_options=extra,
+            source,
+            out_path,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(COMPUTE_OPS),
+            nodes_to_exclude=sorted(plan.exclude),
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            calibrate_method=methods[method],
+            extra_options=extra,
         )
 
 
@@ -357,8 +387,16 @@ def _output_names(model, nodes: list[ComputeNode]) -> dict[str, str]:
     return {n.name: first[n.name] for n in nodes}
 
 
-def quantize(fp32_path: str, out_path: str, reader, recipe: str = "default", method: str = "minmax",
-             per_channel: bool | None = None, *, min_bulk_sqnr_db: float = MIN_INT8_SQNR_DB) -> dict:
+def quantize(
+    fp32_path: str,
+    out_path: str,
+    reader,
+    recipe: str = "default",
+    method: str = "minmax",
+    per_channel: bool | None = None,
+    *,
+    min_bulk_sqnr_db: float = MIN_INT8_SQNR_DB,
+) -> dict:
     """Quantize `fp32_path` into `out_path` (QDQ) from the calibration `reader` (an
     onnxruntime CalibrationDataReader; rewound between passes where it can be).
 
@@ -391,15 +429,18 @@ def quantize(fp32_path: str, out_path: str, reader, recipe: str = "default", met
     _run_quantizer(fp32_path, out_path, reader, method, per_channel, plan)
     precision, details, coverage = _describe_nodes(nodes, plan, per_channel, outputs, flops)
     described = {
-        "recipe": recipe, "method": method, "per_channel": per_channel,
-        "nodes": precision, "node_details": details, "exclusions": dict(plan.exclude),
+        "recipe": recipe,
+        "method": method,
+        "per_channel": per_channel,
+        "nodes": precision,
+        "node_details": details,
+        "exclusions": dict(plan.exclude),
         "coverage": coverage,
     }
     if recipe == "default":
         described["thresholds"] = {"min_int8_bulk_sqnr_db": min_bulk_sqnr_db, "bulk_quantile": BULK_QUANTILE}
         described["statistics_feeds"] = len(feeds)
-        described["tensors"] = {t: {**stats[t].describe(), "type": plan.overrides.get(t, "QInt8")}
-                                for t in activations}
+        described["tensors"] = {t: {**stats[t].describe(), "type": plan.overrides.get(t, "QInt8")} for t in activations}
     return described
 
 
@@ -424,8 +465,14 @@ def node_sensitivity(fp32_path: str, int8_path: str, feeds: list[dict[str, np.nd
         if twin is None:
             continue
         out = next(n for n in fp32.graph.node if n.name == node.name).output[0]
-        rows.append({"node": node.name, "op_type": node.op_type, "output": out,
-                     "quantized": any(i in quantized_inputs for i in twin.input)})
+        rows.append(
+            {
+                "node": node.name,
+                "op_type": node.op_type,
+                "output": out,
+                "quantized": any(i in quantized_inputs for i in twin.input),
+            }
+        )
     outputs = [r["output"] for r in rows]
     sessions = [_session(_with_outputs(m, outputs)) for m in (fp32, int8)]
     signal = dict.fromkeys(outputs, 0.0)

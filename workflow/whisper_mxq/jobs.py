@@ -91,9 +91,7 @@ def previous(jobs: list[Job], part: Slice) -> Job | None:
     download stopped is where this one continues. None for a language's first slice."""
     if part.start == 0:
         return None
-    return next(
-        j for j in jobs if any(p.lang == part.lang and p.start < part.start <= p.stop for p in j.slices)
-    )
+    return next(j for j in jobs if any(p.lang == part.lang and p.start < part.start <= p.stop for p in j.slices))
 
 
 # --- samples_per_job: auto -------------------------------------------------------------

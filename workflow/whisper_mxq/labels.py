@@ -155,8 +155,12 @@ def _transformers_labeler(snapshot: str, device: str):
 
         kwargs = {"language": languages, "task": task} if multilingual else {}
         with torch.no_grad():
-            ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states),
-                                 max_new_tokens=max_tokens, return_timestamps=False, **kwargs)
+            ids = model.generate(
+                encoder_outputs=BaseModelOutput(last_hidden_state=states),
+                max_new_tokens=max_tokens,
+                return_timestamps=False,
+                **kwargs,
+            )
         return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     cfg = model.config
@@ -218,7 +222,8 @@ def label_job(
 
         ahead(0, CPU_BATCH)  # while the model loads
         encode, decode, multilingual, per_row = (_openai_labeler if openai else _transformers_labeler)(
-            model_path, device)
+            model_path, device
+        )
         foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
         if not multilingual and foreign:
             raise ValueError(f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}")

@@ -31,6 +31,5 @@ def whisper_code(fleurs_lang: str) -> str:
     except KeyError:
         known = ", ".join(FLEURS_TO_WHISPER)
         raise ValueError(
-            f"language {fleurs_lang!r} is not a FLEURS config this workflow maps to Whisper "
-            f"(known: {known})"
+            f"language {fleurs_lang!r} is not a FLEURS config this workflow maps to Whisper (known: {known})"
         ) from None

@@ -53,6 +53,7 @@ DECODER_METADATA = "calibration/decoder/whisper_decoder_calib_metadata.json"
 CALIBRATION_REPORT = "calibration/report.json"
 
 # --- step 3: compile ---------------------------------------------------------
+QBCOMPILER_FOUND = "compiled/qbcompiler.json"  # the release the compile jobs found
 MBLT = "compiled/{model}_{part}.mblt"
 MXQ = "compiled/{model}_{part}.mxq"
 PARTS = ("encoder", "decoder")

@@ -12,6 +12,4 @@ def to_file(log_paths) -> None:
         return
     stream = open(log_paths[0], "w", buffering=1, encoding="utf-8")
     sys.stdout = sys.stderr = stream
-    logging.basicConfig(
-        stream=stream, level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True
-    )
+    logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)

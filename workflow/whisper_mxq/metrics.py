@@ -7,7 +7,7 @@ could be scored.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,10 +21,12 @@ REPEAT_SPAN, REPEAT_TIMES = 8, 4
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float | None:
     """Signal-to-quantization-noise ratio, 10 log10(|x|^2 / |x - y|^2), in dB; None for
-    identical arrays (infinite), which JSON cannot hold either."""
+    identical arrays (infinite) or an all-zero reference, which JSON cannot hold either."""
     noise = float(np.sum((reference.astype(np.float64) - test) ** 2))
     signal = float(np.sum(reference.astype(np.float64) ** 2))
-    return None if noise == 0 else float(10 * np.log10(signal / noise))
+    if noise == 0 or signal == 0:  # infinite, or no signal to measure against
+        return None
+    return float(10 * np.log10(signal / noise))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -74,11 +74,15 @@ def _check_config_type(source: str, key: str) -> None:
     try:
         cfg, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError) as e:
-        raise ValueError(f"config key {key!r}: {source!r} is neither a local model folder (nothing at "
-                         f"{os.path.abspath(source)}) nor a model the Hub serves here: {_first_line(e)}") from e
+        raise ValueError(
+            f"config key {key!r}: {source!r} is neither a local model folder (nothing at "
+            f"{os.path.abspath(source)}) nor a model the Hub serves here: {_first_line(e)}"
+        ) from e
     if cfg.get("model_type") != "whisper":
-        raise ValueError(f"config key {key!r}: {source!r} holds a {cfg.get('model_type')!r} model, not a Whisper "
-                         "(config.json model_type)")
+        raise ValueError(
+            f"config key {key!r}: {source!r} holds a {cfg.get('model_type')!r} model, not a Whisper "
+            "(config.json model_type)"
+        )
 
 
 def _load_processor(source: str, key: str):
@@ -98,14 +102,16 @@ def check_loaded(source: str, key: str, model, processor, info: dict) -> None:
     where = f"config key {key!r}: {source!r}"
     problems = {
         "missing (they would be newly initialised at random)": sorted(info.get("missing_keys") or ()),
-        "of another shape than the config's": sorted(str(k[0] if isinstance(k, tuple) else k)
-                                                    for k in info.get("mismatched_keys") or ()),
+        "of another shape than the config's": sorted(
+            str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ()
+        ),
         "not part of a Whisper (a checkpoint of another model?)": sorted(info.get("unexpected_keys") or ()),
     }
     for what, keys in problems.items():
         if keys:
-            raise ValueError(f"{where}: {len(keys)} weights {what}: {', '.join(keys[:5])}"
-                             f"{' ...' if len(keys) > 5 else ''}")
+            raise ValueError(
+                f"{where}: {len(keys)} weights {what}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            )
     if info.get("error_msgs"):
         raise ValueError(f"{where}: weights do not load: {_first_line(Exception(info['error_msgs'][0]))}")
     tok = processor.tokenizer
@@ -114,8 +120,14 @@ def check_loaded(source: str, key: str, model, processor, info: dict) -> None:
         i = tok.convert_tokens_to_ids(token)
         if isinstance(i, int) and (i != tok.unk_token_id or token == tok.unk_token):  # unknown -> unk id
             ids[token] = i
-    check_agreement(where, ids, len(tok), model.config.to_dict(), model.generation_config.to_dict(),
-                    processor.feature_extractor.feature_size)
+    check_agreement(
+        where,
+        ids,
+        len(tok),
+        model.config.to_dict(),
+        model.generation_config.to_dict(),
+        processor.feature_extractor.feature_size,
+    )
 
 
 def _language_tokens(generation) -> list[str]:
@@ -131,14 +143,34 @@ CONTROL_TOKENS = ("<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|
 # config beyond them is corrupt, and loading it would allocate the impossible.
 MAX_VOCAB, MAX_WIDTH, MAX_LAYERS, MAX_POSITIONS, MAX_MELS = 1 << 20, 1 << 14, 256, 1 << 16, 1024
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # safetensors' own limit
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2,
-                "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 
 def looks_like_path(value: str) -> bool:
     """A value only a local path can be (a Hub id is `name` or `org/name`)."""
-    return (value.startswith(("/", "./", "../", "~")) or value.endswith("/") or value in (".", "..")
-            or value.count("/") > 1 or "\\" in value)
+    return (
+        value.startswith(("/", "./", "../", "~"))
+        or value.endswith("/")
+        or value in (".", "..")
+        or value.count("/") > 1
+        or "\\" in value
+    )
 
 
 def check_model_source(value: str, key: str = "model") -> None:
@@ -184,17 +216,25 @@ def _folder_json(folder: str, name: str, where: str, required: bool = False) -> 
     return value
 
 
-_SIZES = {"vocab_size": MAX_VOCAB, "d_model": MAX_WIDTH, "num_mel_bins": MAX_MELS,
-          "max_source_positions": MAX_POSITIONS, "max_target_positions": MAX_POSITIONS,
-          "encoder_layers": MAX_LAYERS, "decoder_layers": MAX_LAYERS}
+_SIZES = {
+    "vocab_size": MAX_VOCAB,
+    "d_model": MAX_WIDTH,
+    "num_mel_bins": MAX_MELS,
+    "max_source_positions": MAX_POSITIONS,
+    "max_target_positions": MAX_POSITIONS,
+    "encoder_layers": MAX_LAYERS,
+    "decoder_layers": MAX_LAYERS,
+}
 
 
 def _check_sizes(cfg: dict, where: str) -> None:
     for name, limit in _SIZES.items():
         value = cfg.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit:
-            raise ValueError(f"{where}: config.json {name} = {value!r} is impossible for a Whisper "
-                             f"(a positive integer up to {limit} was expected)")
+            raise ValueError(
+                f"{where}: config.json {name} = {value!r} is impossible for a Whisper "
+                f"(a positive integer up to {limit} was expected)"
+            )
 
 
 def weight_shapes(folder: str, where: str) -> dict[str, list[int]]:
@@ -215,8 +255,10 @@ def weight_shapes(folder: str, where: str) -> dict[str, list[int]]:
             raise ValueError(f"{where}: model.safetensors.index.json names shards outside the folder: {bad[:3]}")
         files = [os.path.join(folder, n) for n in names]
     else:
-        raise ValueError(f"{where}: no model.safetensors (weights are read from safetensors only; "
-                         "pickled pytorch_model.bin checkpoints are refused)")
+        raise ValueError(
+            f"{where}: no model.safetensors (weights are read from safetensors only; "
+            "pickled pytorch_model.bin checkpoints are refused)"
+        )
     shapes: dict[str, list[int]] = {}
     for path in files:
         shapes.update(safetensors_shapes(path, where))
@@ -233,8 +275,9 @@ def safetensors_shapes(path: str, where: str) -> dict[str, list[int]]:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
             if not 0 < n <= min(MAX_SAFETENSORS_HEADER, size - 8):
-                raise ValueError(f"its header length ({n}) does not fit the file ({size} bytes): "
-                                 "truncated or not safetensors")
+                raise ValueError(
+                    f"its header length ({n}) does not fit the file ({size} bytes): truncated or not safetensors"
+                )
             header = json.loads(f.read(n))
     except (OSError, ValueError) as e:
         raise ValueError(f"{where}: weights {name} are unreadable ({e})") from e
@@ -249,11 +292,15 @@ def safetensors_shapes(path: str, where: str) -> dict[str, list[int]]:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{where}: weights {name}: tensor {tensor} has a malformed header entry") from e
         if end > data_bytes:
-            raise ValueError(f"{where}: weights {name} are truncated: tensor {tensor} ends at byte {end} of "
-                             f"the data, the file holds {data_bytes}")
+            raise ValueError(
+                f"{where}: weights {name} are truncated: tensor {tensor} ends at byte {end} of "
+                f"the data, the file holds {data_bytes}"
+            )
         if end - start != expected:
-            raise ValueError(f"{where}: weights {name}: tensor {tensor} spans {end - start} bytes, its "
-                             f"{meta['dtype']} shape {meta['shape']} needs {expected}")
+            raise ValueError(
+                f"{where}: weights {name}: tensor {tensor} spans {end - start} bytes, its "
+                f"{meta['dtype']} shape {meta['shape']} needs {expected}"
+            )
         shapes[tensor] = list(meta["shape"])
     return shapes
 
@@ -278,8 +325,10 @@ def _check_weights(shapes: dict[str, list[int]], cfg: dict, where: str) -> None:
     for part, count in (("encoder", cfg["encoder_layers"]), ("decoder", cfg["decoder_layers"])):
         found = {int(k.split(".")[2]) for k in plain if k.startswith(f"{part}.layers.") and k.split(".")[2].isdigit()}
         if found != set(range(count)):
-            raise ValueError(f"{where}: config.json counts {count} {part} layers, the weights hold layers "
-                             f"{sorted(found)[:8]}{' ...' if len(found) > 8 else ''}")
+            raise ValueError(
+                f"{where}: config.json counts {count} {part} layers, the weights hold layers "
+                f"{sorted(found)[:8]}{' ...' if len(found) > 8 else ''}"
+            )
 
 
 def tokenizer_ids(folder: str, where: str) -> tuple[dict[str, int], int]:
@@ -311,28 +360,35 @@ def _feature_size(folder: str, where: str) -> int | None:
     return pre.get("feature_size")
 
 
-def check_agreement(where: str, ids: dict[str, int], n_tokens: int, cfg: dict, generation: dict,
-                    feature_size: int | None) -> None:
+def check_agreement(
+    where: str, ids: dict[str, int], n_tokens: int, cfg: dict, generation: dict, feature_size: int | None
+) -> None:
     """Tokenizer, configs and feature extractor describe one model: the special ids the
     prompts are built from, the vocabulary size, the mel bins."""
     vocab = cfg["vocab_size"]
     if n_tokens > vocab:
-        raise ValueError(f"{where}: the tokenizer has {n_tokens} ids but the model's vocabulary (config.json "
-                         f"vocab_size) {vocab}: the tokenizer does not belong to this model")
+        raise ValueError(
+            f"{where}: the tokenizer has {n_tokens} ids but the model's vocabulary (config.json "
+            f"vocab_size) {vocab}: the tokenizer does not belong to this model"
+        )
     lacking = [t for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>") if t not in ids]
     if lacking:
         raise ValueError(f"{where}: the tokenizer lacks Whisper's special tokens {lacking}")
     expected = [
         ("config.json decoder_start_token_id", cfg.get("decoder_start_token_id"), "<|startoftranscript|>"),
         ("config.json eos_token_id", cfg.get("eos_token_id"), "<|endoftext|>"),
-        ("generation_config.json decoder_start_token_id", generation.get("decoder_start_token_id"),
-         "<|startoftranscript|>"),
+        (
+            "generation_config.json decoder_start_token_id",
+            generation.get("decoder_start_token_id"),
+            "<|startoftranscript|>",
+        ),
         ("generation_config.json eos_token_id", generation.get("eos_token_id"), "<|endoftext|>"),
-        ("generation_config.json no_timestamps_token_id", generation.get("no_timestamps_token_id"),
-         "<|notimestamps|>"),
+        ("generation_config.json no_timestamps_token_id", generation.get("no_timestamps_token_id"), "<|notimestamps|>"),
         *((f"generation_config.json lang_to_id {t}", i, t) for t, i in (generation.get("lang_to_id") or {}).items()),
-        *((f"generation_config.json task_to_id {task}", i, f"<|{task}|>")
-          for task, i in (generation.get("task_to_id") or {}).items()),
+        *(
+            (f"generation_config.json task_to_id {task}", i, f"<|{task}|>")
+            for task, i in (generation.get("task_to_id") or {}).items()
+        ),
     ]
     for field, value, token in expected:
         values = value if isinstance(value, list) else [value]
@@ -343,8 +399,10 @@ def check_agreement(where: str, ids: dict[str, int], n_tokens: int, cfg: dict, g
                 "other way round, shifts every prompt id by one)"
             )
     if feature_size is not None and feature_size != cfg["num_mel_bins"]:
-        raise ValueError(f"{where}: the feature extractor makes {feature_size} mel bins, the model takes "
-                         f"{cfg['num_mel_bins']} (config.json num_mel_bins)")
+        raise ValueError(
+            f"{where}: the feature extractor makes {feature_size} mel bins, the model takes "
+            f"{cfg['num_mel_bins']} (config.json num_mel_bins)"
+        )
 
 
 # --- writing a processor both transformers 4.50 and 5 read -----------------------------
@@ -378,10 +436,13 @@ def make_portable(folder: str | os.PathLike) -> None:
     tokenizer = atomic.read_json(os.path.join(folder, "tokenizer.json"))
     if isinstance(tok_config.get("extra_special_tokens"), list):
         tok_config["additional_special_tokens"] = tok_config.pop("extra_special_tokens")
-    tok_config.setdefault("added_tokens_decoder", {
-        str(t["id"]): {k: t[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
-        for t in tokenizer.get("added_tokens") or []
-    })
+    tok_config.setdefault(
+        "added_tokens_decoder",
+        {
+            str(t["id"]): {k: t[k] for k in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
+            for t in tokenizer.get("added_tokens") or []
+        },
+    )
     atomic.write_json(config_path, tok_config)
     model = tokenizer["model"]
     if not os.path.exists(os.path.join(folder, "vocab.json")):

@@ -59,7 +59,7 @@ def matches(model_shapes: list, declared: list, sample: list) -> bool:
     if not (len(model_shapes) == len(declared) == len(sample)):
         return False
     for m, d, s in zip(model_shapes, declared, sample):
-        variable_ok = all(mm < 0 for mm, dd in zip(m[-len(d):], d) if dd < 0)
+        variable_ok = all(mm < 0 for mm, dd in zip(m[-len(d) :], d) if dd < 0)
         if not (variable_ok and accepts(m, s)):
             return False
     return True
@@ -76,8 +76,15 @@ def check_inputs(mxq_path: str, calib_path: str, part: str) -> list[tuple] | Non
     model = qbruntime.Model(str(mxq_path))
     got = [tuple(int(d) for d in s) for s in model.get_model_input_shape()]
     declared, sample = calibration_shapes(calib_path, part)
-    log.info("qbruntime %s: %s %s input shapes %s; calibration declares %s, first sample %s",
-             getattr(qbruntime, "__version__", "?"), part, mxq_path, got, declared, sample)
+    log.info(
+        "qbruntime %s: %s %s input shapes %s; calibration declares %s, first sample %s",
+        getattr(qbruntime, "__version__", "?"),
+        part,
+        mxq_path,
+        got,
+        declared,
+        sample,
+    )
     if not matches(got, declared, sample):
         raise MxqInputMismatch(
             f"{mxq_path}: the compiled {part} takes inputs {got}, but its calibration "

@@ -32,7 +32,9 @@ class NpuPath:
         from transformers_mblt.models.whisper.modeling_whisper import MobilintWhisperForConditionalGeneration
 
         placement = {} if dev_no is None else {"encoder_dev_no": dev_no, "decoder_dev_no": dev_no}
-        self.model = MobilintWhisperForConditionalGeneration.from_pretrained(bundle_dir, **placement)
+        self.model = MobilintWhisperForConditionalGeneration.from_pretrained(
+            bundle_dir, use_safetensors=True, **placement
+        )
         decoder = self.model.get_decoder()
         self.tables = tuple(
             t.weight.detach().float().cpu().numpy() for t in (decoder.embed_tokens, decoder.embed_positions)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -103,8 +103,15 @@ def _export(module, args: tuple, path: str, inputs: list[str], output: str, dyna
     with atomic.atomic_path(path) as tmp, torch.no_grad():
         # The TorchScript exporter: it needs no onnxscript and handles the dynamic T.
         torch.onnx.export(
-            module, args, str(tmp), input_names=inputs, output_names=[output],
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
+            module,
+            args,
+            str(tmp),
+            input_names=inputs,
+            output_names=[output],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
         )
 
 
@@ -202,11 +209,13 @@ def encoder_reader(list_path: str, samples: set[str] | None = None) -> _Reader:
 
 
 def decoder_reader(json_path: str, samples: set[str] | None = None) -> _Reader:
-    return _Reader([
-        {name: e[name] for name in DECODER_INPUTS}
-        for e in decoder_calibration(json_path)
-        if _keep(e["sample"], samples)
-    ])
+    return _Reader(
+        [
+            {name: e[name] for name in DECODER_INPUTS}
+            for e in decoder_calibration(json_path)
+            if _keep(e["sample"], samples)
+        ]
+    )
 
 
 def reader(part: str, calib_path: str, samples: set[str] | None = None) -> _Reader:
@@ -231,7 +240,6 @@ def _as_ort_reader(source: _Reader):
             return source.count
 
     return Reader()
-
 
 
 def _calibration_options(method: str) -> dict:
@@ -273,8 +281,9 @@ def quantize(
         else:
             from . import int8_recipe
 
-            described = int8_recipe.quantize(source, staged, _as_ort_reader(data), recipe=recipe,
-                                             method=method, per_channel=per_channel)
+            described = int8_recipe.quantize(
+                source, staged, _as_ort_reader(data), recipe=recipe, method=method, per_channel=per_channel
+            )
         with atomic.atomic_path(out_path) as final_tmp:
             os.replace(staged, final_tmp)
     return described
@@ -284,19 +293,30 @@ def _quantize_naive(source: str, staged: str, data: _Reader, method: str, per_ch
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     quantize_static(
-        source, staged, _as_ort_reader(data),
-        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),
+        source,
+        staged,
+        _as_ort_reader(data),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(OP_TYPES),
         activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8, per_channel=per_channel,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
         calibrate_method=methods[method],
         extra_options=_calibration_options(method),
     )
     graph = onnx.load(source, load_external_data=False).graph
-    return {"recipe": "naive", "method": method, "per_channel": per_channel,
-            "nodes": {n.name: "int8" for n in graph.node if n.op_type in OP_TYPES}}
+    return {
+        "recipe": "naive",
+        "method": method,
+        "per_channel": per_channel,
+        "nodes": {n.name: "int8" for n in graph.node if n.op_type in OP_TYPES},
+    }
 
 
 # --- inference ------------------------------------------------------------------------
@@ -320,8 +340,14 @@ def run_decoder(sess, hidden: np.ndarray, states: np.ndarray) -> np.ndarray:
 
 
 def quantize_part(
-    part: str, fp32_path: str, calib_path: str, out_path: str, method: str,
-    per_channel: bool = False, recipe: str = "naive", samples: Iterable[str] | None = None,
+    part: str,
+    fp32_path: str,
+    calib_path: str,
+    out_path: str,
+    method: str,
+    per_channel: bool = False,
+    recipe: str = "naive",
+    samples: Iterable[str] | None = None,
 ) -> dict:
     """Quantize one part from its calibration file; returns the precision description
     with the number of calibration samples used."""

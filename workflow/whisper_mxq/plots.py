@@ -6,6 +6,7 @@ import numpy as np
 
 from . import atomic
 
+
 def _pyplot():
     import matplotlib
 
@@ -23,11 +24,12 @@ def _save(fig, path: str) -> None:
 def plot_report(report: dict, wer_png: str, encoder_png: str, latency_png: str) -> None:
     plt = _pyplot()
     langs = list(report["languages"]) + ["overall"]
-    rows = [report["languages"][l] for l in langs[:-1]] + [report["overall"]]
+    rows = [report["languages"][lang] for lang in langs[:-1]] + [report["overall"]]
     x = np.arange(len(langs))
     fig, ax = plt.subplots(figsize=(max(6, len(langs)), 4))
-    for k, (key, label) in enumerate([("wer_fp32", "FP32 vs reference"), ("wer_int8", "INT8 vs reference"),
-                                      ("wer_int8_vs_fp32", "INT8 vs FP32")]):
+    for k, (key, label) in enumerate(
+        [("wer_fp32", "FP32 vs reference"), ("wer_int8", "INT8 vs reference"), ("wer_int8_vs_fp32", "INT8 vs FP32")]
+    ):
         ax.bar(x + (k - 1) * 0.27, [_value(r[key]) for r in rows], 0.27, label=label)
     ax.set_xticks(x, langs, rotation=30)
     ax.set_ylabel("WER")
@@ -59,19 +61,24 @@ def plot_report(report: dict, wer_png: str, encoder_png: str, latency_png: str) 
     plt.close(fig)
 
 
-
-
 def plot_sweep(result: dict, mixes: tuple[str, ...], out_png: str) -> None:
     plt = _pyplot()
-    keys = [("encoder_sqnr_db", "encoder SQNR (dB)"), ("encoder_cosine", "encoder cosine"),
-            ("decoder_top1_agreement", "decoder top-1 agreement")]
+    keys = [
+        ("encoder_sqnr_db", "encoder SQNR (dB)"),
+        ("encoder_cosine", "encoder cosine"),
+        ("decoder_top1_agreement", "decoder top-1 agreement"),
+    ]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
     for ax, (key, label) in zip(axes, keys):
         for mix in mixes:
             pts = [p for p in result["points"] if p["mix"] == mix]
             if pts:
-                ax.plot([p["calibration_samples"] for p in pts], [_value(p[key]) for p in pts], "o-",
-                        label="with translation" if mix == "all" else "transcription only")
+                ax.plot(
+                    [p["calibration_samples"] for p in pts],
+                    [_value(p[key]) for p in pts],
+                    "o-",
+                    label="with translation" if mix == "all" else "transcription only",
+                )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("calibration samples")
         ax.set_ylabel(label)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -30,11 +30,23 @@ NOTE = (
 )
 # Per-language and overall fields; tests check every one is present.
 METRICS = (
-    "clips", "clips_scored",
-    "wer_fp32", "wer_int8", "cer_fp32", "cer_int8", "wer_int8_vs_fp32", "cer_int8_vs_fp32",
-    "wer_increase", "verdict",
-    "empty_rate_fp32", "empty_rate_int8", "repetition_rate_fp32", "repetition_rate_int8",
-    "encoder_cosine", "encoder_sqnr_db", "decoder_top1_agreement",
+    "clips",
+    "clips_scored",
+    "wer_fp32",
+    "wer_int8",
+    "cer_fp32",
+    "cer_int8",
+    "wer_int8_vs_fp32",
+    "cer_int8_vs_fp32",
+    "wer_increase",
+    "verdict",
+    "empty_rate_fp32",
+    "empty_rate_int8",
+    "repetition_rate_fp32",
+    "repetition_rate_int8",
+    "encoder_cosine",
+    "encoder_sqnr_db",
+    "decoder_top1_agreement",
 )
 TRANSLATION_METRICS = ("bleu_fp32", "bleu_int8", "bleu_int8_vs_fp32")
 SIDES = ("fp32", "int8")
@@ -82,7 +94,8 @@ def agreement(ctx: inference.Context, path: inference.Backend, i: int, ref_token
         "encoder_cosine": metrics.cosine(states, int8_states),
         "encoder_sqnr_db": metrics.sqnr_db(states, int8_states),
         "decoder_top1_agreement": metrics.top1_agreement(
-            ref_tokens, start, path.logits(ref_tokens, states), ctx.masks[0]),
+            ref_tokens, start, path.logits(ref_tokens, states), ctx.masks[0]
+        ),
     }
 
 
@@ -99,7 +112,8 @@ def _clip_row(ctx, path, i: int, ref: dict, max_new: int) -> dict:
             "fp32_text": fp["text"],
             "int8_text": ctx.text(ids),
             "first_divergence": metrics.first_divergence(fp["tokens"], ids, start),
-            "fp32_empty": not fp["text"], "int8_empty": not ctx.text(ids),
+            "fp32_empty": not fp["text"],
+            "int8_empty": not ctx.text(ids),
             "fp32_repetitive": metrics.is_repetitive(fp["tokens"][start:]),
             "int8_repetitive": metrics.is_repetitive(ids[start:]),
         }
@@ -129,9 +143,14 @@ def summary(rows: list[dict], max_wer_increase: float, translations: dict[str, s
     increase = None if wer_fp32 is None or wer_int8 is None else wer_int8 - wer_fp32
     flags = [t for r in rows for t in r["tasks"].values()]
     out = {
-        "clips": len(rows), "clips_scored": len(scored),
-        "wer_fp32": wer_fp32, "wer_int8": wer_int8, "cer_fp32": cer_fp32, "cer_int8": cer_int8,
-        "wer_int8_vs_fp32": wer_vs, "cer_int8_vs_fp32": cer_vs,
+        "clips": len(rows),
+        "clips_scored": len(scored),
+        "wer_fp32": wer_fp32,
+        "wer_int8": wer_int8,
+        "cer_fp32": cer_fp32,
+        "cer_int8": cer_int8,
+        "wer_int8_vs_fp32": wer_vs,
+        "cer_int8_vs_fp32": cer_vs,
         "wer_increase": increase,
         "verdict": "no reference" if increase is None else ("pass" if increase <= max_wer_increase else "fail"),
         **{f"empty_rate_{side}": metrics.rate([t[f"{side}_empty"] for t in flags]) for side in SIDES},
@@ -143,8 +162,9 @@ def summary(rows: list[dict], max_wer_increase: float, translations: dict[str, s
         refs = [translations.get(r["sample"] + ".wav", "") for r in translated]
         fp = [r["tasks"]["translate"]["fp32_text"] for r in translated]
         q = [r["tasks"]["translate"]["int8_text"] for r in translated]
-        out.update(bleu_fp32=metrics.bleu(refs, fp), bleu_int8=metrics.bleu(refs, q),
-                   bleu_int8_vs_fp32=metrics.bleu(fp, q))
+        out.update(
+            bleu_fp32=metrics.bleu(refs, fp), bleu_int8=metrics.bleu(refs, q), bleu_int8_vs_fp32=metrics.bleu(fp, q)
+        )
     return out
 
 
@@ -175,9 +195,16 @@ def _latency(ctx, fp32_onnx: str, compiled: inference.Backend, settings: Setting
     return out
 
 
-def evaluate(snapshot: str, manifests: list[str], reference_json: str, label_jsons: list[str],
-             fp32_encoder: str, compiled: Callable[[object], inference.Backend], settings: Settings,
-             info: dict) -> dict:
+def evaluate(
+    snapshot: str,
+    manifests: list[str],
+    reference_json: str,
+    label_jsons: list[str],
+    fp32_encoder: str,
+    compiled: Callable[[object], inference.Backend],
+    settings: Settings,
+    info: dict,
+) -> dict:
     """The quality report: per language and overall, per clip, latency. `compiled` makes
     the backend under test from the FP32 model (the ONNX INT8 pair, or the NPU)."""
     import torch
@@ -188,17 +215,21 @@ def evaluate(snapshot: str, manifests: list[str], reference_json: str, label_jso
     translations = {f: label["translation"] for f, label in _labels(label_jsons).items()}
     backend = compiled(ctx.model)
     rows = [_clip_row(ctx, backend, i, reference[c.sample], settings.max_new_tokens) for i, c in enumerate(ctx.clips)]
-    languages = {lang: summary([r for r in rows if r["language"] == lang], settings.max_wer_increase, translations)
-                 for lang in dict.fromkeys(c.lang for c in ctx.clips)}
-    excluded = [{"sample": r["sample"], "reason": "no reference transcription in the source"}
-                for r in rows if not (r["reference"] or "").strip()]
+    languages = {
+        lang: summary([r for r in rows if r["language"] == lang], settings.max_wer_increase, translations)
+        for lang in dict.fromkeys(c.lang for c in ctx.clips)
+    }
+    excluded = [
+        {"sample": r["sample"], "reason": "no reference transcription in the source"}
+        for r in rows
+        if not (r["reference"] or "").strip()
+    ]
     return {
         "note": NOTE,
         **info,
         "reference_text": "source raw_transcription, Whisper's normalizers (English for en, basic otherwise)",
         "translation_reference": "the label model's English translations (labels.model)",
-        "decoding": {"mode": "greedy, no timestamps", "tasks": ctx.tasks(),
-                     "max_new_tokens": settings.max_new_tokens},
+        "decoding": {"mode": "greedy, no timestamps", "tasks": ctx.tasks(), "max_new_tokens": settings.max_new_tokens},
         "max_wer_increase": settings.max_wer_increase,
         "languages": languages,
         "overall": summary(rows, settings.max_wer_increase, translations),
@@ -227,12 +258,20 @@ def settings_info(info: dict, encoder_list: str, decoder_json: str, precision: d
     precision (the ONNX backend's), calibration set sizes."""
     from . import onnx_int8
 
-    return {"model": info["model"], "backend": info["backend"], "calibration": {
-        "method": info["method"], "per_channel": info["per_channel"], "recipe": info["recipe"],
-        "encoder_list": encoder_list, "decoder_json": decoder_json,
-        "encoder_samples": len(onnx_int8.encoder_calibration(encoder_list)),
-        "decoder_samples": len(onnx_int8.decoder_calibration(decoder_json)),
-    }, "precision": {part: atomic.read_json(path) for part, path in precision.items()}}
+    return {
+        "model": info["model"],
+        "backend": info["backend"],
+        "calibration": {
+            "method": info["method"],
+            "per_channel": info["per_channel"],
+            "recipe": info["recipe"],
+            "encoder_list": encoder_list,
+            "decoder_json": decoder_json,
+            "encoder_samples": len(onnx_int8.encoder_calibration(encoder_list)),
+            "decoder_samples": len(onnx_int8.decoder_calibration(decoder_json)),
+        },
+        "precision": {part: atomic.read_json(path) for part, path in precision.items()},
+    }
 
 
 def write_report(report: dict, out_json: str, pngs: list[str]) -> None:

@@ -14,6 +14,7 @@ ow:     an openai-whisper checkpoint of large-v3's dimensions, random fp16 weigh
 fleurs: FLEURS-layout Parquet of the 17 default languages (the demo's writers), synthetic
         16 kHz clips of 3-10 s: two tones, a slow AM and noise.
 """
+
 import argparse
 import io
 import os
@@ -41,11 +42,24 @@ def hf(args) -> None:
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     generation.suppress_tokens = list(range(eot, len(tok)))
     cfg = WhisperConfig(
-        vocab_size=len(tok), num_mel_bins=80, d_model=64, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_source_positions=1500, max_target_positions=448,
+        vocab_size=len(tok),
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        max_target_positions=448,
         decoder_start_token_id=tok.convert_tokens_to_ids("<|startoftranscript|>"),
-        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot, begin_suppress_tokens=None, suppress_tokens=None)
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
+    )
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(cfg).eval()
     model.generation_config = generation
@@ -58,9 +72,18 @@ def ow(args) -> None:
     from whisper.model import ModelDimensions, Whisper
 
     width, heads, layers = (64, 2, 1) if args.tiny else (1280, 20, 32)
-    dims = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=width, n_audio_head=heads,
-                           n_audio_layer=layers, n_vocab=51866, n_text_ctx=448, n_text_state=width,
-                           n_text_head=heads, n_text_layer=layers)
+    dims = ModelDimensions(
+        n_mels=128,
+        n_audio_ctx=1500,
+        n_audio_state=width,
+        n_audio_head=heads,
+        n_audio_layer=layers,
+        n_vocab=51866,
+        n_text_ctx=448,
+        n_text_state=width,
+        n_text_head=heads,
+        n_text_layer=layers,
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"  # random init is fast there
     torch.manual_seed(0)
     with torch.device(device):
@@ -89,7 +112,10 @@ def fleurs(args) -> None:
             n = int(16000 * rng.uniform(3.0, 10.0))
             t = np.arange(n) / 16000
             am = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(2, 6) * t)
-            x = am * (0.25 * np.sin(2 * np.pi * rng.uniform(120, 300) * t) + 0.1 * np.sin(2 * np.pi * rng.uniform(500, 2500) * t))
+            x = am * (
+                0.25 * np.sin(2 * np.pi * rng.uniform(120, 300) * t)
+                + 0.1 * np.sin(2 * np.pi * rng.uniform(500, 2500) * t)
+            )
             x += 0.03 * rng.standard_normal(n)
             buf = io.BytesIO()
             sf.write(buf, x.astype(np.float32), 16000, format="WAV", subtype="PCM_16")

@@ -5,12 +5,21 @@ process tagged with the Snakemake script or harness step it runs.
 
 Rows: t, gpu, used_mib, util_pct, pid, tag, proc_mib (one row per GPU process; pid -1
 when a GPU has none)."""
+
 import os
 import sys
 import time
 
-TAGS = ("label.py", "calibrate.py", "snapshot_model.py", "snapshot_label_model.py", "decoders.py",
-        "labels_check.py", "race.py", "build_inputs.py")
+TAGS = (
+    "label.py",
+    "calibrate.py",
+    "snapshot_model.py",
+    "snapshot_label_model.py",
+    "decoders.py",
+    "labels_check.py",
+    "race.py",
+    "build_inputs.py",
+)
 
 
 def tag(pid: int) -> str:

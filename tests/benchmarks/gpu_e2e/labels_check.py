@@ -1,14 +1,15 @@
 """The label step against openai-whisper's own use, on one checkpoint, in one process:
 
-  load      whisper.load_model (fp32 built on the CPU, random init, then the weights)
-            against labels.load_openai_whisper (built on the device, fp16)
-  loop      the tutorial's loop: model.transcribe per clip, transcribe then translate
-            (temperature 0, no fallback, no timestamps, --tokens at most), clips/s
-  agree     the label job's batched decode against openai-whisper's one clip at a time
-            with load_model's model: clips whose two texts are identical
+load      whisper.load_model (fp32 built on the CPU, random init, then the weights)
+          against labels.load_openai_whisper (built on the device, fp16)
+loop      the tutorial's loop: model.transcribe per clip, transcribe then translate
+          (temperature 0, no fallback, no timestamps, --tokens at most), clips/s
+agree     the label job's batched decode against openai-whisper's one clip at a time
+          with load_model's model: clips whose two texts are identical
 
-    labels_check.py --model M.pt --wavs DIR --lang de_de --loop-clips 8 --agree-clips 16
+  labels_check.py --model M.pt --wavs DIR --lang de_de --loop-clips 8 --agree-clips 16
 """
+
 import argparse
 import glob
 import json
@@ -54,15 +55,30 @@ def main() -> None:
 
     # the tutorial's loop, with openai-whisper's own model
     n = min(args.loop_clips, len(wavs))
-    reference.transcribe(audio.load(wavs[0]), language=code, temperature=0.0, without_timestamps=True,
-                         sample_len=args.tokens, condition_on_previous_text=False, fp16=dev == "cuda")
+    reference.transcribe(
+        audio.load(wavs[0]),
+        language=code,
+        temperature=0.0,
+        without_timestamps=True,
+        sample_len=args.tokens,
+        condition_on_previous_text=False,
+        fp16=dev == "cuda",
+    )
     sync()
     t = time.perf_counter()
     for p in wavs[:n]:
         for task in ("transcribe", "translate"):
-            reference.transcribe(audio.load(p), language=code, task=task, temperature=0.0, without_timestamps=True,
-                                 sample_len=args.tokens, condition_on_previous_text=False, fp16=dev == "cuda",
-                                 verbose=None)
+            reference.transcribe(
+                audio.load(p),
+                language=code,
+                task=task,
+                temperature=0.0,
+                without_timestamps=True,
+                sample_len=args.tokens,
+                condition_on_previous_text=False,
+                fp16=dev == "cuda",
+                verbose=None,
+            )
     sync()
     res["tutorial_loop_clips_per_s"] = n / (time.perf_counter() - t)
 
@@ -73,8 +89,14 @@ def main() -> None:
     encode, decode = labels._openai_decoder(ours)
     batched = decode(encode(torch.stack([mel(c) for c in clips])), [code] * m, "transcribe", args.tokens)
     no_timestamps = whisper.tokenizer.get_tokenizer(True, num_languages=reference.num_languages).no_timestamps
-    options = whisper.DecodingOptions(language=code, task="transcribe", without_timestamps=True, fp16=dev == "cuda",
-                                      sample_len=args.tokens, suppress_tokens=[-1, no_timestamps])
+    options = whisper.DecodingOptions(
+        language=code,
+        task="transcribe",
+        without_timestamps=True,
+        fp16=dev == "cuda",
+        sample_len=args.tokens,
+        suppress_tokens=[-1, no_timestamps],
+    )
     single = [whisper.decode(reference, mel(c).to(dev), options).text.strip() for c in clips]
     res["agree_identical_texts"] = f"{sum(a == b for a, b in zip(batched, single))}/{m}"
     res["agree_first"] = [batched[0][:60], single[0][:60]]

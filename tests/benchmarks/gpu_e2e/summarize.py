@@ -5,6 +5,7 @@ utilisation per step; the decoders' race and the label checks.
 
     summarize.py ROOT    -> ROOT/summary.json, a text summary on stdout
 """
+
 import collections
 import csv
 import glob
@@ -31,20 +32,33 @@ def run_summary(d: str) -> dict:
         rows = list(csv.DictReader(open(tsv), delimiter="\t"))
         if rows:
             steps[os.path.basename(os.path.dirname(tsv))].append(
-                {"s": float(rows[-1]["s"]), "end": os.path.getmtime(tsv), "max_rss_mb": rows[-1].get("max_rss")})
+                {"s": float(rows[-1]["s"]), "end": os.path.getmtime(tsv), "max_rss_mb": rows[-1].get("max_rss")}
+            )
     started = os.path.getmtime(f"{d}/cmd") if os.path.exists(f"{d}/cmd") else None
     s["steps"] = {}
     for step, jobs in steps.items():
         first_start = min(j["end"] - j["s"] for j in jobs)
         last_end = max(j["end"] for j in jobs)
         span = last_end - first_start
-        s["steps"][step] = {"jobs": len(jobs), "job_s": [round(j["s"], 1) for j in jobs],
-                            "span_s": round(span, 1), "from_start_s": round(first_start - started, 1) if started else None,
-                            "clips_per_s_over_span": round(clips / span, 2) if span and step in ("label", "calibrate") else None}
-    s["calibrate_logs"] = [l.strip()[-260:] for lg in sorted(glob.glob(f"{run}/logs/calibrate/*.log"))
-                           for l in open(lg) if "calibrated" in l]
-    s["label_logs"] = [l.strip()[-160:] for lg in sorted(glob.glob(f"{run}/logs/label/*.log"))
-                       for l in open(lg) if "labelling" in l or "running on" in l]
+        s["steps"][step] = {
+            "jobs": len(jobs),
+            "job_s": [round(j["s"], 1) for j in jobs],
+            "span_s": round(span, 1),
+            "from_start_s": round(first_start - started, 1) if started else None,
+            "clips_per_s_over_span": round(clips / span, 2) if span and step in ("label", "calibrate") else None,
+        }
+    s["calibrate_logs"] = [
+        line.strip()[-260:]
+        for lg in sorted(glob.glob(f"{run}/logs/calibrate/*.log"))
+        for line in open(lg)
+        if "calibrated" in line
+    ]
+    s["label_logs"] = [
+        line.strip()[-160:]
+        for lg in sorted(glob.glob(f"{run}/logs/label/*.log"))
+        for line in open(lg)
+        if "labelling" in line or "running on" in line
+    ]
     if os.path.exists(f"{d}/gpu.csv"):
         mem, util = collections.defaultdict(float), collections.defaultdict(list)
         for r in csv.DictReader(open(f"{d}/gpu.csv")):
@@ -71,7 +85,7 @@ def main() -> None:
     if "one" in out and "two" in out and out["one"].get("wall_s") and out["two"].get("wall_s"):
         out["two_over_one_wall"] = round(out["two"]["wall_s"] / out["one"]["wall_s"], 3)
     if os.path.exists(f"{root}/decoders.jsonl"):
-        out["decoders"] = [json.loads(l) for l in open(f"{root}/decoders.jsonl")]
+        out["decoders"] = [json.loads(line) for line in open(f"{root}/decoders.jsonl")]
     if os.path.exists(f"{root}/labels.json"):
         out["labels_check"] = json.load(open(f"{root}/labels.json"))
     if os.path.exists(f"{root}/machine.txt"):

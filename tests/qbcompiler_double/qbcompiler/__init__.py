@@ -28,9 +28,8 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-
 import fake_mxq
+import numpy as np
 
 __version__ = os.environ.get("QBCOMPILER_DOUBLE_VERSION", "1.0.1")
 GENERATION = tuple(int(p) for p in __version__.split(".")[:2])
@@ -46,7 +45,9 @@ else:
 DEVICES = ("gpu", "cpu") if GENERATION >= (1, 1) else ("cuda", "cpu")
 SCHEMES = ("single", "multi", "global4", "global8", "all")
 # 1.3's parser takes framework models by backend name; "hf" is gone (Mobilint's 1.3 notes)
-BACKENDS = ("onnx", "torch", "tf", "tensorflow", "keras", "tflite", "torchscript") if GENERATION >= (1, 3) else ("torch", "hf")
+BACKENDS = (
+    ("onnx", "torch", "tf", "tensorflow", "keras", "tflite", "torchscript") if GENERATION >= (1, 3) else ("torch", "hf")
+)
 
 
 def _record(call: str, **kwargs) -> None:
@@ -103,9 +104,14 @@ def _parse(model, part: str, target: str, save_path, record: dict) -> None:
         raise TypeError(f"mblt_compile: model has no .model.{part}")
     config = model.config
     _record(
-        "mblt_compile", mblt_save_path=str(save_path), model_class=type(model).__name__,
-        d_model=config.d_model, num_mel_bins=config.num_mel_bins, training=model.training,
-        dtype=str(next(model.parameters()).dtype), **record,
+        "mblt_compile",
+        mblt_save_path=str(save_path),
+        model_class=type(model).__name__,
+        d_model=config.d_model,
+        num_mel_bins=config.num_mel_bins,
+        training=model.training,
+        dtype=str(next(model.parameters()).dtype),
+        **record,
     )
     last_only = bool((record.get("model_part_options") or {}).get("last_token_only"))
     fake_mxq.write(save_path, {"part": part, "target_device": target, **_io_shapes(config, part, last_only)})
@@ -113,9 +119,19 @@ def _parse(model, part: str, target: str, save_path, record: dict) -> None:
 
 if GENERATION >= (1, 3):
 
-    def mblt_compile(model, mblt_save_path, backend="onnx", *, target_device=None, feed_dict=None,
-                     dynamic_axes=None, model_part=None, model_part_options=None, multi_shape=None,
-                     cpu_offload=False):
+    def mblt_compile(
+        model,
+        mblt_save_path,
+        backend="onnx",
+        *,
+        target_device=None,
+        feed_dict=None,
+        dynamic_axes=None,
+        model_part=None,
+        model_part_options=None,
+        multi_shape=None,
+        cpu_offload=False,
+    ):
         target = _target(target_device, required=True)
         if backend not in BACKENDS:
             raise ValueError(f"mblt_compile: unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
@@ -130,10 +146,20 @@ if GENERATION >= (1, 3):
             raise ValueError("mblt_compile: the encoder part is traced from feed_dict['input_features']")
         if model_part_options and set(model_part_options) - {"last_token_only"}:
             raise ValueError(f"mblt_compile: unknown model_part_options {sorted(model_part_options)}")
-        _parse(model, model_part, target, mblt_save_path, {
-            "backend": backend, "target_device": target, "model_part": model_part,
-            "model_part_options": model_part_options, "feed_dict": feed_dict, "dynamic_axes": dynamic_axes,
-        })
+        _parse(
+            model,
+            model_part,
+            target,
+            mblt_save_path,
+            {
+                "backend": backend,
+                "target_device": target,
+                "model_part": model_part,
+                "model_part_options": model_part_options,
+                "feed_dict": feed_dict,
+                "dynamic_axes": dynamic_axes,
+            },
+        )
 
 else:
 
@@ -144,10 +170,19 @@ else:
         target_device = _target(kwargs.get("target_device"), required=False)
         if backend not in BACKENDS:
             raise ValueError(f"mblt_compile: unknown backend {backend!r}")
-        _parse(model, target, target_device, mblt_save_path, {
-            "backend": backend, "target": target, "device": device, "feed_dict": feed_dict,
-            "target_device": kwargs.get("target_device"),
-        })
+        _parse(
+            model,
+            target,
+            target_device,
+            mblt_save_path,
+            {
+                "backend": backend,
+                "target": target,
+                "device": device,
+                "feed_dict": feed_dict,
+                "target_device": kwargs.get("target_device"),
+            },
+        )
 
 
 # --- quantizing: .mblt + calibration -> .mxq --------------------------------------------------
@@ -196,8 +231,15 @@ def _check_configs(given: dict) -> None:
             raise TypeError(f"mxq_compile: {key} must be a {cls.__qualname__}, not {type(value).__name__}")
 
 
-def mxq_compile(model, calib_data_path, save_path, device="gpu" if GENERATION >= (1, 1) else "cuda",
-                inference_scheme=None, target_device=None, **config_objects):
+def mxq_compile(
+    model,
+    calib_data_path,
+    save_path,
+    device="gpu" if GENERATION >= (1, 1) else "cuda",
+    inference_scheme=None,
+    target_device=None,
+    **config_objects,
+):
     if target_device is not None and not TARGET_DEVICES:
         raise TypeError("mxq_compile() got an unexpected keyword argument 'target_device'")
     target = _target(target_device, required=GENERATION >= (1, 3))
@@ -215,17 +257,30 @@ def mxq_compile(model, calib_data_path, save_path, device="gpu" if GENERATION >=
         raise ValueError(f"{model}: a {graph['part']} graph cannot calibrate from {calib_data_path}")
     seen = _read_calibration(str(calib_data_path), graph["input_shapes"])
     _record(
-        "mxq_compile", model=str(model), calib_data_path=str(calib_data_path), save_path=str(save_path),
-        device=device, inference_scheme=inference_scheme, target_device=target_device,
-        calibration_files=seen, **{"llm_config": None, **config_objects},
+        "mxq_compile",
+        model=str(model),
+        calib_data_path=str(calib_data_path),
+        save_path=str(save_path),
+        device=device,
+        inference_scheme=inference_scheme,
+        target_device=target_device,
+        calibration_files=seen,
+        **{"llm_config": None, **config_objects},
     )
     # A fault to inject for tests of what checks the binary: its inputs as given here.
     inputs = json.loads(os.environ.get("QBCOMPILER_DOUBLE_MXQ_INPUTS", "null")) or graph["input_shapes"]
-    fake_mxq.write(save_path, {
-        "part": graph["part"], "target_device": target, "inference_scheme": inference_scheme,
-        "input_shapes": inputs, "output_shapes": graph["output_shapes"],
-        "calibration_files": len(seen), "compiler": __version__,
-    })
+    fake_mxq.write(
+        save_path,
+        {
+            "part": graph["part"],
+            "target_device": target,
+            "inference_scheme": inference_scheme,
+            "input_shapes": inputs,
+            "output_shapes": graph["output_shapes"],
+            "calibration_files": len(seen),
+            "compiler": __version__,
+        },
+    )
 
 
 # --- the LLM config, as each release spells it ----------------------------------------------

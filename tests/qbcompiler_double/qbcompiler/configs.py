@@ -64,8 +64,12 @@ def _coerce(owner, name: str, kind, value):
             try:
                 return kind(**value)
             except ValidationError as e:  # report the full path, as Pydantic does
-                raise ValidationError(owner.__qualname__, f"{name}.{e.path}", str(e).split("\n", 2)[2].strip()) from None
-        raise ValidationError(owner.__qualname__, name, f"Input should be a valid dictionary or instance of {kind.__qualname__}")
+                raise ValidationError(
+                    owner.__qualname__, f"{name}.{e.path}", str(e).split("\n", 2)[2].strip()
+                ) from None
+        raise ValidationError(
+            owner.__qualname__, name, f"Input should be a valid dictionary or instance of {kind.__qualname__}"
+        )
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok, value = True, float(value)
@@ -99,15 +103,33 @@ class EquivalentTransformationConfig(Config):
     OptimizeFfn = _switch(ch_per_ffn=int)
     HeadOutChRotation = _switch(matrix_path=str)
     FIELDS = {
-        "norm_conv": NormConv, "qk": Qk, "ud": Ud, "vo": Vo,
-        "feed_forward_multi_lut": FeedForwardMultiLut, "spin_r1": SpinR1, "spin_r2": SpinR2,
-        "qk_rotation": QkRotation, "flatten_quant": FlattenQuant, "optimize_ffn": OptimizeFfn,
+        "norm_conv": NormConv,
+        "qk": Qk,
+        "ud": Ud,
+        "vo": Vo,
+        "feed_forward_multi_lut": FeedForwardMultiLut,
+        "spin_r1": SpinR1,
+        "spin_r2": SpinR2,
+        "qk_rotation": QkRotation,
+        "flatten_quant": FlattenQuant,
+        "optimize_ffn": OptimizeFfn,
         "head_out_ch_rotation": HeadOutChRotation,
     }
 
 
-for _name in ("NormConv", "Qk", "Ud", "Vo", "FeedForwardMultiLut", "SpinR1", "SpinR2", "QkRotation",
-              "FlattenQuant", "OptimizeFfn", "HeadOutChRotation"):
+for _name in (
+    "NormConv",
+    "Qk",
+    "Ud",
+    "Vo",
+    "FeedForwardMultiLut",
+    "SpinR1",
+    "SpinR2",
+    "QkRotation",
+    "FlattenQuant",
+    "OptimizeFfn",
+    "HeadOutChRotation",
+):
     getattr(EquivalentTransformationConfig, _name).__qualname__ = f"EquivalentTransformationConfig.{_name}"
 
 
@@ -139,8 +161,12 @@ class LlmConfig(Config):
             FIELDS = {"batch_size": int, "npu_core_ids": list, "dynamic_rope": bool}
 
         FIELDS = {
-            "max_data_length": int, "max_sequence_length": int, "max_cache_length": int,
-            "max_core_data_length": int, "calibration": Calibration, "runtime": Runtime,
+            "max_data_length": int,
+            "max_sequence_length": int,
+            "max_cache_length": int,
+            "max_core_data_length": int,
+            "calibration": Calibration,
+            "runtime": Runtime,
         }
 
     FIELDS = {"apply": bool, "attributes": Attributes}

@@ -17,9 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "qbcompiler_double"
 import fake_mxq  # noqa: E402
 
 __version__ = "v1.5.0-test-double"
-_DEVICE_NAMES = {"aries-rb": ["aries-rb"], "regulus-rb": ["regulus-rb", "regulus-rb-usb"],
-                 "regulus-ra": ["regulus-ra", "regulus-ra-usb"], "aries2": ["aries-rb"],
-                 "regulus2": ["regulus-ra", "regulus-ra-usb"], "aries": ["aries-rb"]}
+_DEVICE_NAMES = {
+    "aries-rb": ["aries-rb"],
+    "regulus-rb": ["regulus-rb", "regulus-rb-usb"],
+    "regulus-ra": ["regulus-ra", "regulus-ra-usb"],
+    "aries2": ["aries-rb"],
+    "regulus2": ["regulus-ra", "regulus-ra-usb"],
+    "aries": ["aries-rb"],
+}
 
 
 class QbRuntimeError(Exception):

@@ -27,8 +27,14 @@ def load_for_part(model_id, part, *, dtype=None, device=None, revision=None, tru
 
     if part not in WHISPER_PARTS:
         raise ValueError(f"load_for_part: unknown part {part!r} for a Whisper checkpoint")
-    _record("load_for_part", model_id=str(model_id), part=part, dtype=str(dtype), device=str(device),
-            trust_remote_code=trust_remote_code)
+    _record(
+        "load_for_part",
+        model_id=str(model_id),
+        part=part,
+        dtype=str(dtype),
+        device=str(device),
+        trust_remote_code=trust_remote_code,
+    )
     model = WhisperForConditionalGeneration.from_pretrained(
         model_id, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code
     )
