@@ -10,6 +10,12 @@ from pathlib import Path
 from whisper_mxq import atomic, calibration, data, encoder_calibration, layout
 
 
+def calib_settings(**overrides) -> calibration.Settings:
+    """Calibration settings for tests: small decodes on the CPU, any field overridden."""
+    base = dict(seed=0, translate_ratio=0.2, max_new_tokens=12, batch_size="auto", normalize_text=False, dtype="auto")
+    return calibration.Settings(**{**base, **overrides})
+
+
 def calibrate_encoder(snapshot: str, wavs: list[str], npys: list[str]) -> None:
     """Encoder features of each clip (a calibrate job makes them together with the
     decoder files)."""

@@ -69,12 +69,13 @@ def _shard(root: Path, lang: str, clips: list[bytes], texts: list | None = None)
     return root
 
 
-def _download(root: Path, work: Path, lang: str, n: int, **kwargs) -> dict:
-    """One download job of `n` clips of `lang`; its manifest's entry for the language."""
+def _download(root: Path, work: Path, lang: str, n: int, max_skipped_fraction: float = 0.5) -> dict:
+    """One download job of `n` clips of `lang` (the schema's skip threshold unless given);
+    its manifest's entry for the language."""
     wavs = [str(work / layout.AUDIO.format(sample=layout.sample_id(lang, i))) for i in range(n)]
     manifest = str(work / layout.MANIFEST.format(job="000"))
     stamp = str(work / layout.DOWNLOAD_STAMP.format(job="000"))
-    out = data.download_job(data.Source(str(root)), [data.Part(lang, n)], wavs, manifest, stamp, **kwargs)
+    out = data.download_job(data.Source(str(root)), [data.Part(lang, n)], wavs, manifest, stamp, max_skipped_fraction)
     return out["languages"][lang]
 
 
@@ -313,7 +314,9 @@ def test_a_job_of_several_languages_keeps_its_sample_order(tmp_path):
     _shard(root, "de_de", [wav(tone(1.0))])
     wavs = [str(tmp_path / layout.AUDIO.format(sample=s)) for s in ("en_us_0000", "de_de_0000")]
     manifest, stamp = str(tmp_path / "m.json"), str(tmp_path / "s.json")
-    data.download_job(data.Source(str(root)), [data.Part("en_us", 1), data.Part("de_de", 1)], wavs, manifest, stamp)
+    data.download_job(
+        data.Source(str(root)), [data.Part("en_us", 1), data.Part("de_de", 1)], wavs, manifest, stamp, 0.5
+    )
     on_disk = data.read_manifest(stamp, manifest)
     assert list(on_disk["languages"]) == ["de_de", "en_us"]  # sorted by the writer
     assert [s["wav"] for s in data.manifest_samples(on_disk)] == wavs

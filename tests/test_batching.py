@@ -16,7 +16,7 @@ import soundfile as sf
 from whisper_mxq import calibration, demo, labels, layout
 from whisper_mxq import decoder_calibration as dec
 
-from calib_helpers import calibrate_decoder, calibrate_encoder, manifest_for
+from calib_helpers import calib_settings, calibrate_decoder, calibrate_encoder, manifest_for
 
 LANGS = ["de_de", "fr_fr"]
 PER_LANG = 3
@@ -53,7 +53,7 @@ def _decoder_run(work: Path, name: str, **settings) -> list[Path]:
         [str(work / "enc" / f"{s}.npy") for s in SAMPLES],
         [str(d) for d in dirs],
         # translate_ratio 0.5 with seed 0 draws both tasks over these six ids
-        calibration.Settings(seed=0, translate_ratio=0.5, max_new_tokens=12, **settings),
+        calib_settings(seed=0, translate_ratio=0.5, max_new_tokens=12, **settings),
     )
     return dirs
 
@@ -235,7 +235,7 @@ def test_job_pipeline_equals_encoder_then_decoder(work, tmp_path, monkeypatch):
     its thread count, and its summary lists what each sample's folder holds."""
     wavs = [str(work / f"{s}.wav") for s in SAMPLES]
     manifest, stamp = manifest_for(wavs, tmp_path)
-    settings = calibration.Settings(seed=0, translate_ratio=0.5, max_new_tokens=12, batch_size=2)
+    settings = calib_settings(seed=0, translate_ratio=0.5, max_new_tokens=12, batch_size=2)
     runs = {}
     for threads in (1, 3):
         root = tmp_path / f"t{threads}"
@@ -277,7 +277,7 @@ def test_job_refuses_a_clip_changed_after_download(work, tmp_path):
             [str(tmp_path / layout.ENCODER_NPY.format(sample=s)) for s in SAMPLES[:2]],
             [str(tmp_path / layout.DECODER_SAMPLE_DIR.format(sample=s)) for s in SAMPLES[:2]],
             str(tmp_path / "summary.json"),
-            calibration.Settings(max_new_tokens=2),
+            calib_settings(max_new_tokens=2),
             threads=1,
         )
     assert not (tmp_path / "summary.json").exists()

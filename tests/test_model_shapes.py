@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from whisper_mxq import calibration, demo, labels, models
+from whisper_mxq import demo, labels, models
 
-from calib_helpers import calibrate_decoder, manifest_for
+from calib_helpers import calib_settings, calibrate_decoder, manifest_for
 from conftest import offline_env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -170,9 +170,7 @@ def test_english_only_local_model_refuses_other_languages(tmp_path):
     model_dir = tmp_path / "toy"
     demo.build_tiny_model(model_dir, d_model=32, english_only=True)
     with pytest.raises(ValueError, match=r"English-only.*de_de"):
-        calibrate_decoder(
-            str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")], calibration.Settings()
-        )
+        calibrate_decoder(str(model_dir), ["de_de_0000"], ["unused.npy"], [str(tmp_path / "out")], calib_settings())
     assert not (tmp_path / "out").exists()
 
 

@@ -216,10 +216,17 @@ def test_report_has_every_field_for_every_language(quality_run):
         assert set(clip["tasks"]) == {"transcribe", "translate"}
         for task in clip["tasks"].values():
             assert "first_divergence" in task and isinstance(task["int8_text"], str)
-    # which node got which precision, per part
+    # which node got which precision, and how far each compute node's output strays
+    import onnx
+
     for part in ("encoder", "decoder"):
         nodes = rep["precision"][part]["nodes"]
         assert nodes and set(nodes.values()) <= {"int8", "int16", "float"}
+        graph = onnx.load(quality_run / f"compiled/{MODEL}_{part}.onnx").graph
+        compute = [n.name for n in graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+        rows = rep["sensitivity"][part]
+        assert [r["node"] for r in rows] == compute  # every compute node, in graph order
+        assert all(r["sqnr_db"] is None or r["sqnr_db"] > 0 for r in rows)
     for key in ("wer", "agreement", "latency"):
         assert (quality_run / f"reports/{MODEL}_quality_{key}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -70,7 +70,7 @@ def _job(args) -> None:
 
     from whisper_mxq import calibration, decoding, devices
 
-    from calib_helpers import manifest_for
+    from calib_helpers import calib_settings, manifest_for
 
     if args.decoder != "greedy":
         compile_ = args.decoder == "static-compile"
@@ -87,7 +87,7 @@ def _job(args) -> None:
         [str(out / f"enc/{s}.npy") for s in samples],
         [str(out / f"dec/{s}") for s in samples],
         str(out / "summary.json"),
-        calibration.Settings(max_new_tokens=args.tokens, batch_size=args.batch, dtype=args.dtype),
+        calib_settings(max_new_tokens=args.tokens, batch_size=args.batch, dtype=args.dtype),
         device=devices.pick(args.device),
         threads=args.threads,
     )

@@ -154,7 +154,7 @@ def calibrate_job(
     job's manifest of these clips."""
     from whisper_mxq import calibration
 
-    from calib_helpers import manifest_for
+    from calib_helpers import calib_settings, manifest_for
 
     job = Path(dirs[0]).parent / f".job_{samples[0]}"
     manifest, stamp = manifest_for(wavs, job)
@@ -165,7 +165,7 @@ def calibrate_job(
         npys,
         dirs,
         str(job / "summary.json"),
-        calibration.Settings(**settings),
+        calib_settings(**settings),
         device=device,
         threads=threads,
     )
@@ -177,9 +177,7 @@ def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int
     fp32 encoder states (norm of the difference over the norm)."""
     import numpy as np
 
-    from whisper_mxq import calibration
-
-    from calib_helpers import calibrate_decoder, calibrate_encoder
+    from calib_helpers import calib_settings, calibrate_decoder, calibrate_encoder
 
     samples = [Path(w).stem for w in wavs]
     npys = [f"{out}/encoder/{s}.npy" for s in samples]
@@ -195,7 +193,7 @@ def agreement(snapshot: str, wavs: list[str], out: str, device: str, tokens: int
                 samples,
                 npys,
                 dirs,
-                calibration.Settings(max_new_tokens=tokens, batch_size=b, dtype=dtype),
+                calib_settings(max_new_tokens=tokens, batch_size=b, dtype=dtype),
                 device=device,
             )
             runs[b] = dirs
@@ -507,7 +505,7 @@ def main() -> None:
             "loop (transcribe+translate)": dict(
                 kind="loop", snapshot=snapshot, wavs=wavs[: args.loop_clips], device=dev, max_new_tokens=args.tokens
             ),
-            "loop (one decode, as FACTS §7)": dict(
+            "loop (one decode a clip)": dict(
                 kind="loop",
                 snapshot=snapshot,
                 wavs=wavs[: args.loop_clips],

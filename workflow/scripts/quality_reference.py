@@ -7,5 +7,6 @@ report.write_reference(
     snakemake.input.model,
     list(snakemake.input.manifests),
     snakemake.output[0],
-    report.Settings(max_new_tokens=snakemake.params.max_new_tokens, threads=snakemake.threads),
+    snakemake.params.max_new_tokens,
+    snakemake.threads,
 )

@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settings:
-    seed: int = 0
-    translate_ratio: float = 0.2
-    max_new_tokens: int = 224
-    batch_size: int | str = "auto"  # auto: GPU_BATCH on cuda, CPU_BATCH on cpu
-    normalize_text: bool = False
-    dtype: str = "auto"  # generation only (auto, fp32, fp16, bf16); saved tensors are fp32
+    """The `calibration:` config block (its defaults: the schema's)."""
+
+    seed: int
+    translate_ratio: float
+    max_new_tokens: int
+    batch_size: int | str  # auto: GPU_BATCH on cuda, CPU_BATCH on cpu
+    normalize_text: bool
+    dtype: str  # generation only (auto, fp32, fp16, bf16); saved tensors are fp32
 
 
 # Measured on the H100: batch 64 decodes ~2x the clips/s of batch 16; 32 keeps

@@ -30,11 +30,6 @@ from . import atomic, audio
 from .languages import FLEURS_TO_WHISPER, whisper_code
 
 PARQUET_REVISION = "refs/convert/parquet"
-# Download always fills a language with the clips asked for, skipping bad ones, so a
-# "minimum usable" count is met or the language fails anyway. What betrays a broken
-# source (wrong shards, a codec soundfile lacks) is the share of clips read that had to
-# be skipped: above this (config `data.max_skipped_fraction`) the language fails.
-MAX_SKIPPED_FRACTION = 0.5
 # FLEURS columns the workflow reads; a shard without one of them is refused.
 REQUIRED_COLUMNS = ("id", "audio", "transcription", "raw_transcription")
 # Rows are read a few at a time: memory holds a few clips, never a shard.
@@ -426,7 +421,7 @@ def download_job(
     wav_paths: list[str],
     manifest_path: str,
     stamp_path: str,
-    max_skipped_fraction: float = MAX_SKIPPED_FRACTION,
+    max_skipped_fraction: float,
     exclude: dict[str, frozenset[str]] | None = None,
     threads: int = 1,
 ) -> dict:

@@ -32,7 +32,7 @@ def download_eval_job(
     manifest_path: str,
     stamp_path: str,
     calibration_downloads: list[tuple[str, str]],
-    max_skipped_fraction: float = data.MAX_SKIPPED_FRACTION,
+    max_skipped_fraction: float,
     threads: int = 1,
 ) -> dict:
     return data.download_job(

@@ -445,8 +445,11 @@ def quantize(
 
 
 # --- sensitivity -------------------------------------------------------------------------------
-def _sqnr(signal: float, noise: float) -> float:
-    return math.inf if noise == 0 else 10 * math.log10(signal / noise)
+def _sqnr(signal: float, noise: float) -> float | None:
+    """None where it is infinite (no noise) or undefined (no signal): JSON has neither."""
+    if noise == 0 or signal == 0:
+        return None
+    return 10 * math.log10(signal / noise)
 
 
 def node_sensitivity(fp32_path: str, int8_path: str, feeds: list[dict[str, np.ndarray]]) -> list[dict]:
@@ -484,5 +487,6 @@ def node_sensitivity(fp32_path: str, int8_path: str, feeds: list[dict[str, np.nd
             signal[name] += float(np.sum(r**2))
             noise[name] += float(np.sum((r - test[name]) ** 2))
     for r in rows:
-        r["sqnr_db"] = round(_sqnr(signal[r["output"]], noise[r["output"]]), 2)
+        sqnr = _sqnr(signal[r["output"]], noise[r["output"]])
+        r["sqnr_db"] = None if sqnr is None else round(sqnr, 2)
     return rows

@@ -54,10 +54,12 @@ SIDES = ("fp32", "int8")
 
 @dataclass(frozen=True)
 class Settings:
-    max_new_tokens: int = 128
-    latency_runs: int = 5
-    threads: int = 1
-    max_wer_increase: float = 0.02
+    """The `quality:` config block's decoding and verdict settings (defaults: the schema's)."""
+
+    max_new_tokens: int
+    latency_runs: int
+    threads: int
+    max_wer_increase: float
 
 
 def _labels(paths: list[str]) -> dict[str, dict]:
@@ -65,20 +67,20 @@ def _labels(paths: list[str]) -> dict[str, dict]:
 
 
 # --- FP32 reference --------------------------------------------------------------------
-def write_reference(snapshot: str, manifests: list[str], out_json: str, settings: Settings) -> dict:
+def write_reference(snapshot: str, manifests: list[str], out_json: str, max_new_tokens: int, threads: int) -> dict:
     """FP32 tokens of every held-out clip and task, decoded once for the report and sweep."""
     import torch
 
-    torch.set_num_threads(settings.threads)
+    torch.set_num_threads(threads)
     ctx = inference.Context(snapshot, read_clips(manifests), manifests)
     rows = []
     for i, clip in enumerate(ctx.clips):
         tasks = {}
         for task in ctx.tasks():
-            ids = ctx.decode_fp32(i, task, settings.max_new_tokens)
+            ids = ctx.decode_fp32(i, task, max_new_tokens)
             tasks[task] = {"tokens": ids, "text": ctx.text(ids)}
         rows.append({"sample": clip.sample, "tasks": tasks})
-    result = {"max_new_tokens": settings.max_new_tokens, "clips": rows}
+    result = {"max_new_tokens": max_new_tokens, "clips": rows}
     atomic.write_json(out_json, result)
     return result
 
@@ -195,6 +197,38 @@ def _latency(ctx, fp32_onnx: str, compiled: inference.Backend, settings: Setting
     return out
 
 
+# Held-out clips the per-node sensitivity runs on: the graphs run with every compute
+# node's output exposed, so a few clips say where the error grows.
+SENSITIVITY_CLIPS = 3
+
+
+def sensitivity(ctx: inference.Context, reference: dict, graphs: dict[str, tuple[str, str]]) -> dict:
+    """Per compute node of each part: the SQNR of its output in the INT8 graph against
+    the FP32 graph (int8_recipe.node_sensitivity), on the first held-out clips; the
+    decoder teacher-forced on the FP32 transcription with the FP32 encoder states."""
+    from . import decoder_calibration as dec
+    from . import int8_recipe, onnx_int8
+
+    clips = range(min(SENSITIVITY_CLIPS, len(ctx.clips)))
+    tables = dec.embedding_tables(ctx.model)
+    feeds = {
+        "encoder": [{onnx_int8.ENCODER_INPUT: ctx.features[i]} for i in clips],
+        "decoder": [
+            dict(
+                zip(
+                    onnx_int8.DECODER_INPUTS,
+                    (
+                        dec.decoder_input(tables, reference[ctx.clips[i].sample]["tasks"]["transcribe"]["tokens"]),
+                        ctx.fp32_states[i],
+                    ),
+                )
+            )
+            for i in clips
+        ],
+    }
+    return {part: int8_recipe.node_sensitivity(fp32, int8, feeds[part]) for part, (fp32, int8) in graphs.items()}
+
+
 def evaluate(
     snapshot: str,
     manifests: list[str],
@@ -204,6 +238,7 @@ def evaluate(
     compiled: Callable[[object], inference.Backend],
     settings: Settings,
     info: dict,
+    graphs: dict[str, tuple[str, str]] | None = None,
 ) -> dict:
     """The quality report: per language and overall, per clip, latency. `compiled` makes
     the backend under test from the FP32 model (the ONNX INT8 pair, or the NPU)."""
@@ -235,6 +270,8 @@ def evaluate(
         "overall": summary(rows, settings.max_wer_increase, translations),
         "excluded_from_wer": excluded,
         "latency": _latency(ctx, fp32_encoder, backend, settings),
+        # per node, where the ONNX pair's error grows (FP32 and INT8 graphs of each part)
+        "sensitivity": sensitivity(ctx, reference, graphs) if graphs else None,
         "clips": rows,
     }
 
