@@ -72,3 +72,13 @@ def manifest_for(wavs: list[str], root: Path, job: str = "000") -> tuple[str, st
     atomic.write_json(manifest, {"source": "test", "languages": languages})
     atomic.write_json(stamp, {"manifest_sha256": data.file_sha256(manifest), "next_row": {}})
     return manifest, stamp
+
+
+def greedy_once(
+    model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bool | None = None
+) -> list[list[int]]:
+    """decoding.Greedy for one batch with one prompt: the generated ids of each row
+    (prompt not included), rows that end early filled with end-of-text."""
+    from whisper_mxq import decoding
+
+    return decoding.Greedy(model, max_new_tokens, graphs)(states, [prompt_ids] * states.shape[0])

@@ -16,7 +16,7 @@ import soundfile as sf
 from whisper_mxq import calibration, demo, labels, layout
 from whisper_mxq import decoder_calibration as dec
 
-from calib_helpers import calib_settings, calibrate_decoder, calibrate_encoder, manifest_for
+from calib_helpers import calib_settings, calibrate_decoder, calibrate_encoder, greedy_once, manifest_for
 
 LANGS = ["de_de", "fr_fr"]
 PER_LANG = 3
@@ -104,11 +104,9 @@ def _bias_towards_end(model, states, prompt_ids: list[int], steps: int, share: f
     positions."""
     import torch
 
-    from whisper_mxq import decoding
-
     eot = model.generation_config.eos_token_id
     model.generation_config.suppress_tokens = [t for t in model.generation_config.suppress_tokens if t != eot]
-    ids = torch.tensor([prompt_ids + row for row in decoding.greedy(model, states, prompt_ids, steps)])
+    ids = torch.tensor([prompt_ids + row for row in greedy_once(model, states, prompt_ids, steps)])
     with torch.no_grad():
         hidden = model.get_decoder()(input_ids=ids, encoder_hidden_states=states).last_hidden_state
         hidden = hidden[:, len(prompt_ids) - 1 : -1]  # the states that pick each new token
@@ -130,7 +128,6 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
     from transformers import WhisperForConditionalGeneration
     from transformers.modeling_outputs import BaseModelOutput
 
-    from whisper_mxq import decoding
     from whisper_mxq.models import load_processor
 
     model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
@@ -152,7 +149,7 @@ def test_greedy_picks_the_tokens_generate_picks(work, end_share):
                     task=task,
                     max_new_tokens=12,
                 ).tolist()
-            got = decoding.greedy(model, states[rows], prompt_ids, 12)
+            got = greedy_once(model, states[rows], prompt_ids, 12)
             assert len(got) == len(want)
             for w, g in zip(want, got):
                 w = w[len(prompt_ids) :] if w[: len(prompt_ids)] == prompt_ids else w  # transformers 4 keeps it
@@ -173,7 +170,6 @@ def test_greedy_stops_at_the_last_position_embedding(work):
     import torch
     from transformers import WhisperForConditionalGeneration
 
-    from whisper_mxq import decoding
     from whisper_mxq.models import load_processor
 
     model = WhisperForConditionalGeneration.from_pretrained(work / "model", local_files_only=True).eval()
@@ -183,9 +179,9 @@ def test_greedy_stops_at_the_last_position_embedding(work):
     with torch.no_grad():
         states = model.get_encoder()(feats).last_hidden_state
     room = model.config.max_target_positions - len(prompt_ids)
-    (row,) = decoding.greedy(model, states, prompt_ids, room + 50)
+    (row,) = greedy_once(model, states, prompt_ids, room + 50)
     assert len(row) == room
-    (first,) = decoding.greedy(model, states, prompt_ids, 1)
+    (first,) = greedy_once(model, states, prompt_ids, 1)
     assert first == row[:1]
 
 
@@ -216,7 +212,7 @@ def test_greedy_reused_across_batches_equals_fresh_runs(work):
         runs.append(kept._kept[1])
     for (s, p), got in zip(calls, results):
         for row in range(len(p)):  # each row as its own batch of one, with its own prompt
-            assert got[row] == decoding.greedy(model, s[row : row + 1], p[row], 12)[0]
+            assert got[row] == greedy_once(model, s[row : row + 1], p[row], 12)[0]
     assert results[0] != results[3]  # other states decode differently: the check has teeth
     # Reused, not rebuilt: the same buffers (a captured graph reads them by address)
     # for the same shape, new ones for a new shape.

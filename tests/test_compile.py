@@ -83,7 +83,7 @@ def test_missing_qbcompiler_message_names_the_source():
 )
 def test_llm_config_follows_installed_release(version, expected):
     code = (
-        "import json, qbcompiler; from whisper_mxq import compile as c; x = c.llm_config(qbcompiler); "
+        "import json, qbcompiler; from whisper_mxq import compile as c; x = c.build_configs(qbcompiler, c.api(qbcompiler), c.plan({}, 'decoder'))['llm_config']; "
         "print(json.dumps({'class': type(x).__name__, 'value': x.to_dict() if hasattr(x, 'to_dict') else x}))"
     )
     proc = run_python(code, double_env(version))
@@ -485,3 +485,29 @@ def test_recipes_resolve_per_board():
     with pytest.raises(recipes.ConfigError, match="'model'"):
         recipes.check_positions(p, 1500, "max_target_positions")
     recipes.check_positions(p, 448, "max_target_positions")
+
+
+def test_a_listed_file_gone_stops_the_compile_before_qbcompiler(demo_run, tmp_path):
+    """A per-sample file deleted after its job ran: the .mxq job names it and the fix
+    instead of handing qbcompiler a list it cannot read."""
+    work = copy_run(demo_run, tmp_path / "run")
+    env = double_env("1.0.1", QBCOMPILER_DOUBLE_LOG=str(tmp_path / "calls.jsonl"))
+    snakemake(work, "-j2", "--forcerun", "encoder_list", "--configfile", str(OFFLINE), env=env)  # this copy's paths
+    (work / "calibration/encoder/encoder_calib_de_de_0001.npy").unlink()
+    env = double_env("1.0.1", QBCOMPILER_DOUBLE_LOG=str(tmp_path / "calls_after.jsonl"))
+    proc = snakemake(
+        work,
+        f"compiled/{MODEL}_encoder.mxq",
+        "-j1",
+        "--forcerun",
+        "mxq",
+        "--configfile",
+        str(OFFLINE),
+        env=env,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "encoder_calib_de_de_0001.npy" in out and "snakemake calibration" in out
+    calls = read_calls(tmp_path / "calls_after.jsonl")
+    assert not [c for c in calls if c["call"] == "mxq_compile"]

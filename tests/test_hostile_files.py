@@ -172,7 +172,9 @@ def test_length_is_judged_from_the_header_before_decoding(monkeypatch):
     def no_decode(*args, **kwargs):
         raise AssertionError("decoded a clip its header had already ruled out")
 
-    monkeypatch.setattr(audio.sf, "read", no_decode)
+    import soundfile
+
+    monkeypatch.setattr(soundfile, "read", no_decode)  # audio imports it where it reads
     with pytest.raises(audio.BadAudio, match="31.0 s is over Whisper's 30 s window"):
         audio.prepare(wav(tone(31.0)), "clip")
     with pytest.raises(audio.BadAudio, match="too short to carry speech"):

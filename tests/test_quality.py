@@ -278,7 +278,7 @@ def test_constant_calibration_features_give_worse_encoder_sqnr(quality_run, tmp_
     (tmp_path / "broken.txt").write_text("".join(lines))
     fp32 = str(quality_run / f"compiled/{MODEL}_encoder.onnx")
     broken_onnx = str(tmp_path / "encoder.broken.int8.onnx")
-    onnx_int8.quantize_part("encoder", fp32, str(tmp_path / "broken.txt"), broken_onnx, "minmax", recipe="naive")
+    onnx_int8.quantize_part("encoder", fp32, str(tmp_path / "broken.txt"), broken_onnx, "minmax", False, "naive")
 
     reference = onnx_int8.session(fp32)
     held = [quality_run / f"data/eval_audio/{lang}_0000.wav" for lang in LANGS[:3]]

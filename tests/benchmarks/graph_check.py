@@ -29,6 +29,8 @@ def main() -> None:
 
     from whisper_mxq import decoder_calibration, decoding, models
 
+    from calib_helpers import greedy_once
+
     snapshot = race.small_model(Path(tempfile.mkdtemp(prefix="graph_check.")) / "model", args.processor)
     tok = models.load_processor(snapshot).tokenizer
     prompt = decoder_calibration.prompt(tok, "de", "transcribe", True).ids
@@ -39,8 +41,8 @@ def main() -> None:
         torch.manual_seed(0)
         states = _encode(model, torch.randn(args.batch, 80, 3000, device=device))
         want = race.generate_ids(model, states, prompt, args.tokens)
-        graph = decoding.greedy(model, states, prompt, args.tokens, graphs=True)
-        eager = decoding.greedy(model, states, prompt, args.tokens, graphs=False)
+        graph = greedy_once(model, states, prompt, args.tokens, graphs=True)
+        eager = greedy_once(model, states, prompt, args.tokens, graphs=False)
         same = sum(w == g[: len(w)] for w, g in zip(want, graph))
         print(f"{device}: graph == generate {same}/{args.batch}, graph == no graph {graph == eager}", flush=True)
         failed |= same != args.batch or graph != eager

@@ -52,7 +52,9 @@ def main() -> None:
     import torch
     from transformers import WhisperFeatureExtractor
 
-    from whisper_mxq import atomic, audio, decoder_calibration, decoding, encoder_calibration, models
+    from whisper_mxq import atomic, audio, decoder_calibration, encoder_calibration, models
+
+    from calib_helpers import greedy_once
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     work = Path(tempfile.mkdtemp(prefix="steps."))
@@ -84,16 +86,16 @@ def main() -> None:
         enc = timed(lambda: _encode(model, feats), device)
         states = _encode(model, feats)
         row = {"encoder": enc}
-        row["greedy fp32"] = timed(lambda: decoding.greedy(model, states, prompt, args.tokens), device)
+        row["greedy fp32"] = timed(lambda: greedy_once(model, states, prompt, args.tokens), device)
         if device == "cuda":
             row["greedy fp32 no graphs"] = timed(
-                lambda: decoding.greedy(model, states, prompt, args.tokens, graphs=False), device
+                lambda: greedy_once(model, states, prompt, args.tokens, graphs=False), device
             )
-            row["greedy fp16"] = timed(lambda: decoding.greedy(half, states, prompt, args.tokens), device)
+            row["greedy fp16"] = timed(lambda: greedy_once(half, states, prompt, args.tokens), device)
         if args.generate:
             row["generate fp32"] = timed(lambda: race.generate_ids(model, states, prompt, args.tokens), device, 1)
             want = race.generate_ids(model, states, prompt, args.tokens)
-            got = decoding.greedy(model, states, prompt, args.tokens)
+            got = greedy_once(model, states, prompt, args.tokens)
             same = sum(w == g[: len(w)] for w, g in zip(want, got))
             print(f"batch {b}: greedy vs generate, fp32: identical token ids {same}/{b}", flush=True)
         row["to host"] = timed(lambda: states.float().cpu().numpy(), device)

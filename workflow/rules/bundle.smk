@@ -13,6 +13,7 @@ rule bundle:
         directory(layout.BUNDLE),
     log:
         "logs/bundle/{model}.log",
+    localrule: True  # copies and a few small reads: no need for a cluster node
     conda:
         "../../envs/calibration.yaml"
     params:
@@ -24,8 +25,3 @@ rule bundle:
         dev_no=config["bundle"]["dev_no"],
     script:
         "../scripts/bundle.py"
-
-
-# Copies and a few small reads: no need for a cluster node.
-localrules:
-    bundle,

@@ -83,6 +83,14 @@ try:
         models.check_model_source(config["model"], "model")
     if not LABELS_FROM_OPENAI_WHISPER and config["labels"]["model"] not in DEMO.values():
         models.check_model_source(config["labels"]["model"], "labels.model")
+    label_source = config["labels"]["model"]
+    if (
+        LABELS_FROM_OPENAI_WHISPER
+        and label_source.endswith(".pt")
+        and label_source not in DEMO.values()
+        and not os.path.isfile(label_source)
+    ):
+        raise ValueError(f"config key 'labels.model': no checkpoint file at {label_source!r}")
     if config["fleurs"]["source"] not in DEMO.values():
         data.check_source(config["fleurs"]["source"], config["fleurs"]["split"], LANGUAGES)
 except ValueError as e:

@@ -9,7 +9,12 @@ for _job in JOBS:
             f"download_{_job.name}"
         input:
             source=local_input(config["fleurs"]["source"]),
-            continues=[s for _, _, s in download_parts(JOBS, _job, layout.DOWNLOAD_STAMP) if s],
+            # where the job before it stopped reading each language; ancient: a re-download
+            # of that job (a clip deleted) does not move the rows, and a changed config
+            # reruns this job through its params anyway
+            continues=[
+                ancient(s) for _, _, s in download_parts(JOBS, _job, layout.DOWNLOAD_STAMP) if s
+            ],
         output:
             wavs=paths(layout.AUDIO, _job.samples),
             manifest=layout.MANIFEST.format(job=_job.name),

@@ -10,13 +10,18 @@ for _job in EVAL_JOBS:
         input:
             source=local_input(EVAL_SOURCE),
             calibration=[s for s, _ in calibration_downloads(_job.languages)],
-            continues=[s for _, _, s in download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP) if s],
+            continues=[
+                ancient(s) for _, _, s in download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP) if s
+            ],
+            # as in data.smk
         output:
             wavs=paths(layout.EVAL_AUDIO, _job.samples),
             manifest=layout.EVAL_MANIFEST.format(job=_job.name),
             stamp=eval_stamp(_job),
         log:
             f"logs/download_eval/{_job.name}.log",
+        benchmark:
+            f"benchmarks/download_eval/{_job.name}.tsv"
         retries: 2
         localrule: True  # fetches from the internet: runs on the submit host
         conda:
@@ -45,6 +50,8 @@ for _job in EVAL_JOBS:
             layout.EVAL_LABELS.format(job=_job.name),
         log:
             f"logs/label_eval/{_job.name}.log",
+        benchmark:
+            f"benchmarks/label_eval/{_job.name}.tsv"
         conda:
             "../../envs/data.yaml"
         # clip reading and log-mel: they keep a GPU fed (Snakemake lowers it to --cores)
@@ -132,6 +139,7 @@ rule quality_report:
         **compiled_pair(),
         labels=[layout.EVAL_LABELS.format(job=job.name) for job in EVAL_JOBS],
         encoder=model_file(layout.ONNX, "encoder"),
+        decoder=model_file(layout.ONNX, "decoder"),
         calib=[layout.ENCODER_LIST, layout.DECODER_JSON],
     output:
         json=layout.QUALITY,

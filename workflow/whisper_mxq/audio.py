@@ -12,9 +12,14 @@ from __future__ import annotations
 import io
 import os
 import stat
+from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile as sf
+
+if TYPE_CHECKING:
+    import soundfile as sf
+# soundfile is imported where a clip is read or written: the Snakefile imports this
+# package while it plans, in an environment that may hold Snakemake and little else.
 
 SAMPLE_RATE = 16_000  # Whisper's input rate (whisper.audio.SAMPLE_RATE)
 MAX_SECONDS = 30.0  # Whisper sees one 30 s window; longer clips would be cut silently
@@ -91,6 +96,8 @@ def check_header(data: bytes, name: str) -> sf._SoundFileInfo:
     if len(data) > MAX_FILE_BYTES:
         raise BadAudio(f"{name}: {len(data)} bytes, over the {MAX_FILE_BYTES} an audio clip may have")
     try:
+        import soundfile as sf
+
         info = sf.info(io.BytesIO(data))
     except Exception as e:  # soundfile raises several types for corrupt input
         raise BadAudio(f"{name}: cannot decode audio ({e})") from e
@@ -116,6 +123,8 @@ def decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
     The header is checked first; at most the frames it declares are decoded."""
     info = check_header(data, name)
     try:
+        import soundfile as sf
+
         samples, rate = sf.read(io.BytesIO(data), frames=info.frames, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt input
         raise BadAudio(f"{name}: cannot decode audio ({e})") from e
@@ -180,5 +189,7 @@ def wav_bytes(samples: np.ndarray) -> bytes:
     """16 kHz mono float32 -> 16-bit PCM WAV bytes, as the tutorial saves them
     (libsndfile saturates samples beyond full scale)."""
     buf = io.BytesIO()
+    import soundfile as sf
+
     sf.write(buf, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
     return buf.getvalue()

@@ -52,14 +52,6 @@ def import_qbcompiler():
         raise QbcompilerMissing(f"{INSTALL_HINT} (import failed: {e})") from None
 
 
-def available() -> bool:
-    try:
-        import_qbcompiler()
-    except QbcompilerMissing:
-        return False
-    return True
-
-
 def installed() -> bool:
     """Whether qbcompiler can be imported here, without importing it."""
     return importlib.util.find_spec("qbcompiler") is not None
@@ -237,13 +229,6 @@ def validate_installed(plans: dict[str, PartPlan]) -> None:
         build_configs(qb, a, p)
 
 
-def llm_config(qb):
-    """The tutorial's decoder LLM config (full-sequence-length calibration), in whichever
-    form the installed release offers."""
-    p = plan({}, "decoder")
-    return build_configs(qb, api(qb), p)["llm_config"]
-
-
 # --- parsing: model -> .mblt ------------------------------------------------------------------
 def mblt_inputs(a: Api, p: PartPlan, snapshot: str) -> tuple[object, dict]:
     """The model object and mblt_compile's keywords for this part and release."""
@@ -327,6 +312,7 @@ def compile_mxq(mblt_path: str, calib_path: str, part: str, out_path: str, *, co
     a = api(qb)
     p = plan(compile_cfg, part)
     check_release(a, p)
+    require_listed_files(calib_path)
     if part == "decoder":
         check_positions(p, longest_calibration_sequence(calib_path), "longest calibration sequence")
     kwargs = mxq_kwargs(qb, a, p, device)
@@ -338,6 +324,22 @@ def compile_mxq(mblt_path: str, calib_path: str, part: str, out_path: str, *, co
         from .mxq_check import check_inputs
 
         check_inputs(str(tmp), calib_path, part)
+
+
+def require_listed_files(calib_path: str) -> None:
+    """Every file the calibration list or JSON names is there: a per-sample file deleted
+    after its job ran leaves the lists naming it, and qbcompiler would fail hours in."""
+    if calib_path.endswith(".txt"):
+        with open(calib_path, encoding="utf-8") as f:
+            paths = [line.strip() for line in f if line.strip()]
+    else:
+        paths = [p for pair in atomic.read_json(calib_path)["calib paths"] for p in pair]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{calib_path} names {len(missing)} file(s) that are gone, e.g. {missing[0]}: "
+            "`snakemake calibration` makes them again"
+        )
 
 
 def longest_calibration_sequence(decoder_json: str) -> int:

@@ -68,14 +68,16 @@ class Source:
         return f"hf://datasets/{self.location}@{PARQUET_REVISION.replace('/', '%2F')}/{shards}"
 
 
-def stream_rows(source: Source, lang: str) -> Iterator[dict]:
-    """One language's rows in file order, audio as raw bytes, with FLEURS' keys (id,
-    path, audio{bytes, path}, transcription, raw_transcription) from either kind. A row
-    that cannot serve carries `problem` (why), which the download records as a skip."""
+def stream_rows(source: Source, lang: str, start: int = 0) -> Iterator[dict]:
+    """One language's rows in file order from row `start` on, audio as raw bytes, with
+    FLEURS' keys (id, path, audio{bytes, path}, transcription, raw_transcription) from
+    either kind. Rows before `start` are passed over unread (a later download job of the
+    language starts where the one before stopped). A row that cannot serve carries
+    `problem` (why), which the download records as a skip."""
     if source.is_audio_folder():
-        yield from audio_folder_rows(source, lang)
+        yield from audio_folder_rows(source, lang, start)
     else:
-        yield from parquet_rows(source, lang)
+        yield from parquet_rows(source, lang, start)
 
 
 def _not_regular(path: str) -> str | None:
@@ -112,19 +114,26 @@ class ShardError(ValueError):
     """A shard that cannot be read; the message names it."""
 
 
-def parquet_rows(source: Source, lang: str) -> Iterator[dict]:
-    """Rows of every shard in turn. A shard with zero rows (its footer says so) is read
-    as empty: no row group of it is touched (pyarrow refuses a batch of 0 rows)."""
+def parquet_rows(source: Source, lang: str, start: int = 0) -> Iterator[dict]:
+    """Rows of every shard in turn, from row `start` (counted across shards) on. A shard
+    with zero rows (its footer says so) is read as empty: no row group of it is touched
+    (pyarrow refuses a batch of 0 rows); shards and row groups wholly before `start` are
+    skipped from their footers."""
     import pyarrow.parquet as pq
 
     fs, paths = shard_paths(source, lang)
+    skip = start
     for path in paths:
         try:
             with fs.open(path, "rb") as f:
                 shard = pq.ParquetFile(f)
                 if shard.metadata.num_rows == 0:
                     continue  # whatever its schema: it has nothing to give
-                yield from _shard_rows(shard, _columns(shard, lang, path), path)
+                if skip >= shard.metadata.num_rows:
+                    skip -= shard.metadata.num_rows
+                    continue
+                yield from _shard_rows(shard, _columns(shard, lang, path), path, skip)
+                skip = 0
         except ShardError:
             raise
         except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
@@ -139,10 +148,13 @@ def _columns(shard, lang: str, path: str) -> list[str]:
     return [*REQUIRED_COLUMNS, *(["path"] if "path" in names else [])]
 
 
-def _shard_rows(shard, columns: list[str], path: str) -> Iterator[dict]:
+def _shard_rows(shard, columns: list[str], path: str, skip: int = 0) -> Iterator[dict]:
     for group in range(shard.metadata.num_row_groups):
         meta = shard.metadata.row_group(group)
         if meta.num_rows == 0:
+            continue
+        if skip >= meta.num_rows:
+            skip -= meta.num_rows
             continue
         size = sum(
             meta.column(c).total_uncompressed_size
@@ -155,7 +167,11 @@ def _shard_rows(shard, columns: list[str], path: str) -> Iterator[dict]:
                 f"(over {MAX_ROW_GROUP_AUDIO_BYTES}); it is not read"
             )
         for batch in shard.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
-            yield from batch.to_pylist()
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            yield from batch.slice(skip).to_pylist()
+            skip = 0
 
 
 # --- your own audio: a folder and a TSV -----------------------------------------------
@@ -239,13 +255,13 @@ def _inside_folder(folder: str, tsv: str, line: int, file: str) -> None:
         )
 
 
-def audio_folder_rows(source: Source, lang: str) -> Iterator[dict]:
-    """One language's TSV rows in file order as FLEURS-keyed rows; each file is read
-    (regular files of bounded size only) when its row is reached."""
+def audio_folder_rows(source: Source, lang: str, start: int = 0) -> Iterator[dict]:
+    """One language's TSV rows in file order, from row `start` on, as FLEURS-keyed rows;
+    each file is read (regular files of bounded size only) when its row is reached."""
     rows = [r for r in read_tsv(source) if r.language == lang]
     if not rows:
         raise ValueError(f"language {lang!r}: no rows in {source.tsv()} (column 'language')")
-    for r in rows:
+    for r in rows[start:]:
         problem, data = r.problem, None
         if problem is None:
             try:
@@ -337,7 +353,7 @@ def take_clips(
     exclude: frozenset[str] = frozenset(),
 ) -> dict:
     """Write the first `part.count` usable clips of `rows` (the language's rows from
-    row 0; those before `part.first_row` are passed over) to `wav_paths`.
+    row `part.first_row` on, as stream_rows gives them) to `wav_paths`.
 
     Bad clips (unreadable, undecodable, empty, too short, silent, over 30 s, NaN, an
     absurd header) are skipped with their reason and the next clip takes their place,
@@ -348,9 +364,7 @@ def take_clips(
     """
     lang, kept, skipped = part.lang, [], []
     next_row = part.first_row
-    for row_index, row in enumerate(rows):
-        if row_index < part.first_row:
-            continue
+    for row_index, row in enumerate(rows, start=part.first_row):
         if len(kept) == part.count:
             break
         next_row = row_index + 1
@@ -443,7 +457,7 @@ def download_job(
     def take(k: int) -> dict:
         part = parts[k]
         return take_clips(
-            stream_rows(source, part.lang),
+            stream_rows(source, part.lang, part.first_row),
             part,
             wav_paths[starts[k] : starts[k] + part.count],
             where,

@@ -107,14 +107,6 @@ class _Decoder:
         return self.proj_out(dec.layer_norm(x[:, -1])).float()
 
 
-def greedy(model, states, prompt_ids: list[int], max_new_tokens: int, graphs: bool | None = None) -> list[list[int]]:
-    """[batch, n_source, d_model] encoder states -> the generated ids of each row (prompt
-    not included), `max_new_tokens` long at most; rows that end early are filled with
-    end-of-text, so every row has the same length. `graphs` (default: on CUDA) replays
-    each step as a CUDA graph."""
-    return Greedy(model, max_new_tokens, graphs)(states, [prompt_ids] * states.shape[0])
-
-
 class Greedy:
     """greedy() for batch after batch, each row with its own prompt (all of one length:
     rows of other languages and tasks share a batch). The cache buffers and the captured

@@ -23,7 +23,8 @@ _held: list = []  # open lock files: a lock lasts as long as its file stays open
 
 
 def _lock_dir() -> str:
-    return os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "whisper-mxq-gpu-locks")
+    # one folder per user: another user's folder would refuse this user's lock files
+    return os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), f"whisper-mxq-gpu-locks-{os.getuid()}")
 
 
 def _gpu_key(index: int) -> str:
@@ -69,3 +70,21 @@ def pick(requested: str) -> str:
     torch.cuda.set_device(index)
     log.info("running on cuda:%d", index)
     return f"cuda:{index}"
+
+
+def isolate(requested: str) -> None:
+    """For a job whose GPU work runs in a library that picks its own device (qbcompiler):
+    claim a GPU of this job's own and make it the only one visible, before the library
+    starts CUDA. `cpu` and `cuda:N` leave the environment as it is."""
+    from .jobs import visible_gpus
+
+    if requested not in ("cuda", "gpu", "auto"):
+        return
+    count = visible_gpus()
+    if count < 2:
+        return
+    index = claim_gpu(count)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(count)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = names[index]
+    log.info("running on GPU %s alone", names[index])

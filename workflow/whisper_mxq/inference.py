@@ -102,7 +102,11 @@ class TorchPath:
             )
         ids = out[0].tolist()
         # transformers 4 returns the prompt as well, 5 only the new tokens
-        return ids if ids[: len(prompt)] == prompt else prompt + ids
+        if ids[:1] == prompt[:1]:
+            if ids[: len(prompt)] != prompt:
+                raise RuntimeError(f"generate prompted with {ids[: len(prompt)]}, not {prompt}")
+            return ids
+        return prompt + ids
 
 
 class OnnxPath:

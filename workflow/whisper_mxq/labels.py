@@ -30,7 +30,7 @@ TRANSFORMERS = "transformers"
 # Per row of a decode batch, beyond the weights: cross-attention keys and values for the
 # 1500 audio positions in every decoder layer, the audio features, and the encoder's
 # activations while it runs. A row of large-v3 in fp16 measured ~0.25 GiB.
-_BATCH_HEADROOM = 0.8  # of the free GPU memory
+_BATCH_HEADROOM = 0.6  # of the GPU's memory: room for the weights and a job beside
 MAX_GPU_BATCH, CPU_BATCH = 256, 8
 
 
@@ -168,16 +168,18 @@ def _transformers_labeler(snapshot: str, device: str):
 
 
 def batch_size(setting: int | str, device: str, per_row_bytes: int) -> int:
-    """`auto`: as many rows as fit the free GPU memory (a share of it, see above), or
-    CPU_BATCH on a CPU."""
+    """`auto`: as many rows as fit a share of the GPU's memory (at most MAX_GPU_BATCH),
+    or CPU_BATCH on a CPU. The GPU's total, not its free memory: a batch size that
+    followed what other jobs hold would make the labels differ from run to run (half
+    precision rounds differently at another batch shape)."""
     if setting != "auto":
         return int(setting)
     if not str(device).startswith("cuda"):
         return CPU_BATCH
     import torch
 
-    free, _ = torch.cuda.mem_get_info(torch.device(device))
-    return max(1, min(MAX_GPU_BATCH, int(free * _BATCH_HEADROOM // per_row_bytes)))
+    total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return max(1, min(MAX_GPU_BATCH, int(total * _BATCH_HEADROOM // per_row_bytes)))
 
 
 def _row_bytes(n_audio_ctx: int, d_model: int, n_layers: int, bytes_per_value: int = 2) -> int:
@@ -220,26 +222,33 @@ def label_job(
                 if i not in made:
                     made[i] = pool.submit(lambda s: mel(load_clip(s["wav"])), samples[i])
 
-        ahead(0, CPU_BATCH)  # while the model loads
-        encode, decode, multilingual, per_row = (_openai_labeler if openai else _transformers_labeler)(
-            model_path, device
-        )
-        foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
-        if not multilingual and foreign:
-            raise ValueError(f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}")
-        rows = batch_size(batch_size_setting, device, per_row)
-        log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
-        for start in range(0, len(samples), rows):
-            batch = samples[start : start + rows]
-            ahead(start, start + 2 * rows)  # this batch and the next
-            features = encode(torch.stack([made.pop(i).result() for i in range(start, start + len(batch))]))
-            # Batches mix languages (each row's prompt carries its own): they stay full.
-            languages = [whisper_code(s["language"]) for s in batch]
-            texts = decode(features, languages, "transcribe", max_tokens)
-            # An English-only model has no translate task; English audio is its own translation.
-            translations = decode(features, languages, "translate", max_tokens) if multilingual else texts
-            for s, text, translation in zip(batch, texts, translations, strict=True):
-                labels[s["file"]] = {"language": s["language"], "transcription": text, "translation": translation}
+        try:
+            ahead(0, CPU_BATCH)  # while the model loads
+            encode, decode, multilingual, per_row = (_openai_labeler if openai else _transformers_labeler)(
+                model_path, device
+            )
+            foreign = sorted({s["language"] for s in samples if whisper_code(s["language"]) != "en"})
+            if not multilingual and foreign:
+                raise ValueError(
+                    f"config key 'labels.model': {model_source} is English-only and cannot label {foreign}"
+                )
+            rows = batch_size(batch_size_setting, device, per_row)
+            log.info("labelling %d clips in batches of %d on %s", len(samples), rows, device)
+            for start in range(0, len(samples), rows):
+                batch = samples[start : start + rows]
+                ahead(start, start + 2 * rows)  # this batch and the next
+                features = encode(torch.stack([made.pop(i).result() for i in range(start, start + len(batch))]))
+                # Batches mix languages (each row's prompt carries its own): they stay full.
+                languages = [whisper_code(s["language"]) for s in batch]
+                texts = decode(features, languages, "transcribe", max_tokens)
+                # An English-only model has no translate task; English audio is its own translation.
+                translations = decode(features, languages, "translate", max_tokens) if multilingual else texts
+                for s, text, translation in zip(batch, texts, translations, strict=True):
+                    labels[s["file"]] = {"language": s["language"], "transcription": text, "translation": translation}
+        except BaseException:
+            # no more clips once the job has failed: queued ones are dropped
+            pool.shutdown(cancel_futures=True)
+            raise
     ordered = {s["file"]: labels[s["file"]] for s in samples}
     atomic.write_json(out_json, {"labels": ordered})
     return ordered

@@ -28,11 +28,7 @@ ENCODER_OUTPUT = "last_hidden_state"
 # The names whisper_decoder_calib.json's "info" gives its two inputs, in its order.
 DECODER_INPUTS = ("decoder_hidden_states", "encoder_hidden_states")
 DECODER_OUTPUT = "logits"
-METHODS = ("minmax", "entropy", "percentile")
 OPSET = 17
-# The ops that carry the compute. Leaving the rest in float keeps the decoder's causal
-# mask (-inf entries) out of calibration, which the histogram methods cannot bin.
-OP_TYPES = ("Conv", "MatMul", "Gemm")
 
 
 # --- export -----------------------------------------------------------------------
@@ -242,81 +238,24 @@ def _as_ort_reader(source: _Reader):
     return Reader()
 
 
-def _calibration_options(method: str) -> dict:
-    """MinMax keeps two scalars per tensor and sample. The histogram methods keep every
-    intermediate tensor of every sample they hold, which for a real encoder is gigabytes
-    per sample: they collect one sample at a time and merge histograms (one, because the
-    decoder's T differs between samples and a batch of them cannot be stacked). Not
-    CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full batch unused."""
-    return {} if method == "minmax" else {"CalibStridedMinMax": 1}
+def quantize(fp32_path: str, out_path: str, data: _Reader, method: str, per_channel: bool | None, recipe: str) -> dict:
+    """Static quantization (QDQ) from the calibration feeds by `recipe` (int8_recipe:
+    `naive` or `default`); returns which nodes got which precision."""
+    from . import int8_recipe
 
-
-RECIPES = ("naive", "default")
-
-
-def quantize(
-    fp32_path: str,
-    out_path: str,
-    data: _Reader,
-    method: str = "minmax",
-    per_channel: bool = False,
-    recipe: str = "naive",
-) -> dict:
-    """Static INT8 (QDQ) from the calibration feeds, by `recipe`; returns which nodes got
-    which precision. `naive`: every Conv/MatMul/Gemm in signed int8, per-tensor scales.
-    `default`: the recipe of int8_recipe, which a trained model survives."""
-    if method not in METHODS:
-        raise ValueError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
-    if recipe not in RECIPES:
-        raise ValueError(f"config key 'quality.recipe': {recipe!r} is not one of {', '.join(RECIPES)}")
     data.rewind()
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_path))) as tmp:
         staged = os.path.join(tmp, "model.int8.onnx")
-        # quantize_static writes `<input>-inferred.onnx` beside its input: a private
+        # ORT's quantizer writes `<input>-inferred.onnx` beside its input: a private
         # link keeps concurrent jobs on the same FP32 model from deleting each other's.
         source = os.path.join(tmp, "model.onnx")
         os.symlink(os.path.abspath(fp32_path), source)
-        if recipe == "naive":
-            described = _quantize_naive(source, staged, data, method, bool(per_channel))
-        else:
-            from . import int8_recipe
-
-            described = int8_recipe.quantize(
-                source, staged, _as_ort_reader(data), recipe=recipe, method=method, per_channel=per_channel
-            )
+        described = int8_recipe.quantize(
+            source, staged, _as_ort_reader(data), recipe=recipe, method=method, per_channel=per_channel
+        )
         with atomic.atomic_path(out_path) as final_tmp:
             os.replace(staged, final_tmp)
     return described
-
-
-def _quantize_naive(source: str, staged: str, data: _Reader, method: str, per_channel: bool) -> dict:
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
-    quantize_static(
-        source,
-        staged,
-        _as_ort_reader(data),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(OP_TYPES),
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=per_channel,
-        calibrate_method=methods[method],
-        extra_options=_calibration_options(method),
-    )
-    graph = onnx.load(source, load_external_data=False).graph
-    return {
-        "recipe": "naive",
-        "method": method,
-        "per_channel": per_channel,
-        "nodes": {n.name: "int8" for n in graph.node if n.op_type in OP_TYPES},
-    }
 
 
 # --- inference ------------------------------------------------------------------------
@@ -345,8 +284,8 @@ def quantize_part(
     calib_path: str,
     out_path: str,
     method: str,
-    per_channel: bool = False,
-    recipe: str = "naive",
+    per_channel: bool | None,
+    recipe: str,
     samples: Iterable[str] | None = None,
 ) -> dict:
     """Quantize one part from its calibration file; returns the precision description

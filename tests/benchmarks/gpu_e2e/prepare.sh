@@ -5,7 +5,6 @@
 # machine, from the same root with .gpu carried along:
 #   bash tests/benchmarks/gpu_e2e/driver.sh install inputs one two
 set -eu
-grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
 rm -rf .gpu/whl .gpu/processor .gpu/main; mkdir -p .gpu/whl .gpu/main
 git archive HEAD | tar -x -C .gpu/main  # the commit measured, apart from work in progress
 git rev-parse HEAD > .gpu/main/COMMIT
