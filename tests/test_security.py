@@ -163,3 +163,26 @@ def test_config_paths_that_escape_fail_before_any_job(tmp_path, override, key):
     assert key in proc.stdout + proc.stderr
     assert sorted(p.name for p in work.iterdir()) in ([], [".snakemake"])
     assert not (tmp_path / "escaped").exists()
+
+
+def test_rule_scripts_find_the_package_without_it_installed(tmp_path):
+    """A rule's script imports `_paths` (Snakemake puts the scripts' folder on sys.path)
+    and then the package, also where the package is not installed (a conda env, a cluster
+    node): here Python starts isolated, without site-packages or PYTHONPATH."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _paths; "
+        "import whisper_mxq.layout as layout; print(layout.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(REPO / "workflow" / "scripts")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == str(REPO / "workflow" / "whisper_mxq" / "layout.py")
+    scripts = [p for p in (REPO / "workflow" / "scripts").glob("*.py") if p.name != "_paths.py"]
+    assert scripts and all(p.read_text().startswith("import _paths") for p in scripts)

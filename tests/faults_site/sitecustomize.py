@@ -40,11 +40,11 @@ def _attempt(lang: str) -> int:
 def _patch_data(module) -> None:
     stream_rows = module.stream_rows
 
-    def flaky_stream_rows(source, lang):
+    def flaky_stream_rows(source, lang, *args, **kwargs):
         attempt = _attempt(lang)
         if lang in _langs("FAULT_FLEURS_DOWN") or (lang in _langs("FAULT_FLEURS_FLAKY") and attempt == 1):
             raise ConnectionError(f"injected fault: FLEURS unreachable for {lang} (read {attempt})")
-        return stream_rows(source, lang)
+        return stream_rows(source, lang, *args, **kwargs)
 
     module.stream_rows = flaky_stream_rows
 
