@@ -10,9 +10,6 @@ replaced by the clip's known transcript) over the FP32 encoder's states.
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,22 +94,9 @@ def decoder_feeds(model: Model, clips: list[Clip]) -> list[dict[str, np.ndarray]
 
 def reader(feeds: list[dict[str, np.ndarray]]):
     """An onnxruntime CalibrationDataReader over in-memory feeds, rewindable."""
-    from onnxruntime.quantization import CalibrationDataReader
+    from whisper_mxq.int8_recipe import list_reader
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.rewind()
-
-        def get_next(self):
-            return next(self._it, None)
-
-        def rewind(self):
-            self._it = iter(feeds)
-
-        def __len__(self):
-            return len(feeds)
-
-    return Reader()
+    return list_reader(feeds)
 
 
 def session(path: str | os.PathLike, threads: int = 1):
@@ -167,16 +151,6 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
 
     norm = EnglishTextNormalizer()
     return float(jiwer.wer([norm(r) for r in references], [norm(h) for h in hypotheses]))
-
-
-def latency_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(statistics.median(times))
 
 
 def size_mb(path: str | os.PathLike) -> float:

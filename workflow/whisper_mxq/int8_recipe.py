@@ -152,14 +152,9 @@ def _feeds(reader, limit: int) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
-def _rewindable(reader):
-    """The reader itself when it can rewind (both passes stream from it), else its feeds
-    read once into a list reader."""
-    if hasattr(reader, "rewind"):
-        return reader
+def list_reader(feeds: list[dict[str, np.ndarray]]):
+    """An onnxruntime CalibrationDataReader over feeds held in memory, rewindable."""
     from onnxruntime.quantization import CalibrationDataReader
-
-    feeds = list(iter(reader.get_next, None))
 
     class Listed(CalibrationDataReader):
         def __init__(self):
@@ -175,6 +170,14 @@ def _rewindable(reader):
             return len(feeds)
 
     return Listed()
+
+
+def _rewindable(reader):
+    """The reader itself when it can rewind (both passes stream from it), else its feeds
+    read once into a list reader."""
+    if hasattr(reader, "rewind"):
+        return reader
+    return list_reader(list(iter(reader.get_next, None)))
 
 
 @dataclass
