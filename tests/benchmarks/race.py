@@ -313,7 +313,7 @@ def synthetic_clips(folder: Path, n: int, langs: list[str]) -> list[str]:
     return paths
 
 
-def small_model(folder: Path, processor_dir: str | None = None) -> str:
+def small_model(folder: Path, processor_dir: str | None = None, tiny: bool = False) -> str:
     """whisper-small's shape (d 768, 12+12 layers, 80 mels), random weights, the real
     multilingual tokenizer; end-of-text and every id above it suppressed, so every decode
     is max_new_tokens text tokens long, with generate and the workflow alike (a random
@@ -338,16 +338,17 @@ def small_model(folder: Path, processor_dir: str | None = None) -> str:
     tok = processor.tokenizer
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     generation.suppress_tokens = list(range(eot, len(tok)))  # fixed decode length
+    width, layers, heads = (64, 1, 2) if tiny else (768, 12, 12)  # tiny: a CPU rehearsal
     cfg = WhisperConfig(
         vocab_size=len(tok),
         num_mel_bins=80,
-        d_model=768,
-        encoder_layers=12,
-        decoder_layers=12,
-        encoder_attention_heads=12,
-        decoder_attention_heads=12,
-        encoder_ffn_dim=3072,
-        decoder_ffn_dim=3072,
+        d_model=width,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=4 * width,
+        decoder_ffn_dim=4 * width,
         max_source_positions=1500,
         max_target_positions=448,
         decoder_start_token_id=tok.convert_tokens_to_ids("<|startoftranscript|>"),

@@ -30,41 +30,7 @@ sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
 def hf(args) -> None:
     import race
 
-    if not args.tiny:
-        race.small_model(Path(args.out), args.processor)
-        return
-    import torch
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
-
-    processor = WhisperProcessor.from_pretrained(args.processor)
-    generation = GenerationConfig.from_pretrained(args.processor)
-    tok = processor.tokenizer
-    eot = tok.convert_tokens_to_ids("<|endoftext|>")
-    generation.suppress_tokens = list(range(eot, len(tok)))
-    cfg = WhisperConfig(
-        vocab_size=len(tok),
-        num_mel_bins=80,
-        d_model=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_source_positions=1500,
-        max_target_positions=448,
-        decoder_start_token_id=tok.convert_tokens_to_ids("<|startoftranscript|>"),
-        pad_token_id=eot,
-        bos_token_id=eot,
-        eos_token_id=eot,
-        begin_suppress_tokens=None,
-        suppress_tokens=None,
-    )
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(cfg).eval()
-    model.generation_config = generation
-    model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
+    race.small_model(Path(args.out), args.processor, tiny=args.tiny)
 
 
 def ow(args) -> None:
