@@ -27,8 +27,14 @@ def offline_env(double: bool = True, **extra: str) -> dict:
     return env
 
 
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """This checkout's Snakefile run in `workdir` (put --configfile last: it takes several
+    values and would swallow targets after it)."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+
+
 def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    cmd = snakemake_cmd(workdir, *args)
     proc = subprocess.run(cmd, env=env or offline_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -6,14 +6,13 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from conftest import OFFLINE, REPO, offline_env
+from conftest import OFFLINE, REPO, offline_env, snakemake_cmd
 
 FAULTS_SITE = REPO / "tests" / "faults_site"
 
@@ -45,27 +44,11 @@ def fault_env(fault_dir: Path, **faults: str) -> dict:
     return env
 
 
-def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    # --configfile last: it takes several values and would swallow targets after it.
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        *args,
-        "--configfile",
-        str(OFFLINE),
-    ]
-
-
 def start(workdir: Path, *args: str, env: dict, log: Path) -> subprocess.Popen:
     """Snakemake in its own process group, so one killpg reaches it and all its jobs."""
     with open(log, "w") as out:
         return subprocess.Popen(
-            snakemake_cmd(workdir, *args),
+            snakemake_cmd(workdir, *args, "--configfile", str(OFFLINE)),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

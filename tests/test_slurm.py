@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import OFFLINE, REPO, offline_env, snakemake
+from conftest import OFFLINE, REPO, offline_env, snakemake, snakemake_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -85,19 +84,7 @@ def test_demo_on_slurm_matches_local_run(cluster, tmp_path):
     local.mkdir()
     with open(local / "snakemake.out", "w") as out:
         reference = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "-s",
-                str(REPO / "Snakefile"),
-                "-d",
-                str(local),
-                *TARGETS,
-                "-j2",
-                "--configfile",
-                str(OFFLINE),
-            ],
+            snakemake_cmd(local, *TARGETS, "-j2", "--configfile", str(OFFLINE)),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
