@@ -138,6 +138,8 @@ def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, thr
                 ahead(k)
             # the tokenizer (a second of JSON) loads beside the model, on the idle writer
             tokenizer_loaded = writer.submit(lambda: models.load_processor(snapshot).tokenizer)
+            with clock("import transformers"):  # seconds: transformers 5 pulls in torch._dynamo
+                from transformers import WhisperForConditionalGeneration  # noqa: F401
             with clock("load the model"):
                 model = models.load_model(snapshot, device)
                 generator = dec.generation_model(model, settings.dtype)

@@ -15,6 +15,7 @@
 #             command to its end (the model snapshots made beforehand, untimed)
 #   two       the same on two GPUs (--resources gpu=2)
 #   labels    load, tutorial loop and agreement of the label step (labels_check.py)
+#   startup   where a calibrate job's start goes, step by step (../startup.py)
 #   summary   summarize.py over what ran -> $OUT
 # E2E_MODE=tiny E2E_DEVICE=cpu: a CPU rehearsal with tiny shapes and 3 clips a language.
 set -u
@@ -94,10 +95,13 @@ for phase in "$@"; do
     labels)
       CUDA_VISIBLE_DEVICES=0 $PY "$HERE/labels_check.py" --model "$IN/large-v3.pt" --wavs "$ROOT/one/run/data/audio_files" \
         --tokens $TOK --out "$ROOT/labels.json" > "$ROOT/labels.out" 2>&1; tail -25 "$ROOT/labels.out" ;;
+    startup)
+      CUDA_VISIBLE_DEVICES=0 $PY "$REPO/tests/benchmarks/startup.py" --model "$IN/whisper-small" --repeats 2 \
+        > "$ROOT/startup.out" 2>&1; grep -E "^(in order|CUDA start)" "$ROOT/startup.out" ;;
     summary)
       $PY "$HERE/summarize.py" "$ROOT" > "$OUT/summary.txt" 2>&1; cat "$OUT/summary.txt"
       (cd "$ROOT" && tar czf "$OUT/e2e.tar.gz" --ignore-failed-read machine.txt driver.log decoders.jsonl decoders.out \
-        labels.json labels.out summary.json one/cmd one/wall.json one/snakemake.out one/gpu.csv one/run/logs \
+        labels.json labels.out startup.out summary.json one/cmd one/wall.json one/snakemake.out one/gpu.csv one/run/logs \
         one/run/benchmarks two/cmd two/wall.json two/snakemake.out two/gpu.csv two/run/logs two/run/benchmarks 2>/dev/null) ;;
     *) echo "unknown phase $phase"; exit 2 ;;
   esac
