@@ -27,10 +27,10 @@ def offline_env(double: bool = True, **extra: str) -> dict:
     return env
 
 
-def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    """This checkout's Snakefile run in `workdir` (put --configfile last: it takes several
-    values and would swallow targets after it)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+def snakemake_cmd(workdir: Path, *args: str, python: str | Path = sys.executable) -> list[str]:
+    """This checkout's Snakefile run in `workdir` by `python`'s snakemake (put --configfile
+    last: it takes several values and would swallow targets after it)."""
+    return [str(python), "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):

@@ -4,26 +4,11 @@ runtime environment of tests/runtime/make_env.sh), and on a real card where one 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
 import pytest
-from test_runtime_bundle import BUNDLE, MODEL, RUNTIME, runtime_bundles, runtime_python  # noqa: F401 (fixture)
-
-
-def run_in_runtime(script: str, *args, tmp_path) -> dict:
-    out = tmp_path / "out.json"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
-    proc = subprocess.run(
-        [str(runtime_python()), str(RUNTIME / script), *map(str, args), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    return json.loads(out.read_text())
+from test_runtime_bundle import BUNDLE, MODEL, RUNTIME, run_in_runtime, runtime_bundles, runtime_python  # noqa: F401 (fixture)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import yaml
 
 from whisper_mxq import audio, demo, encoder_calibration, layout
 
-from conftest import DOUBLE, OFFLINE, REPO
+from conftest import DOUBLE, OFFLINE, REPO, snakemake_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def pinned(package: str) -> str:
     return next(r.split("==")[1] for r in pips if r.startswith(f"{package}=="))
 
 
-def venv_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+def venv_env() -> dict:
     env = dict(
         os.environ,
         HF_HUB_OFFLINE="1",
@@ -44,7 +44,11 @@ def venv_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
         PYTHONPATH=os.pathsep.join([str(REPO / "workflow"), str(DOUBLE)]),
     )
     env.pop("WHISPER_MXQ_SAMPLES_PER_JOB", None)
-    return subprocess.run([str(PYTHON), *args], env=env, capture_output=True, text=True, **kwargs)
+    return env
+
+
+def venv_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PYTHON), *args], env=venv_env(), capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +63,11 @@ def pinned_run(tmp_path_factory) -> Path:
         json.dumps({"languages": ["en_us", "de_de"], "samples_per_language": 2, "calibration": {"samples_per_job": 4}})
     )
     targets = ["labels", "calibration", layout.BUNDLE.format(model=MODEL)]
-    proc = venv_run(
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(work),
-        "-j2",
-        *targets,
-        "--configfile",
-        str(OFFLINE),
-        str(small),
+    proc = subprocess.run(
+        snakemake_cmd(work, "-j2", *targets, "--configfile", str(OFFLINE), str(small), python=PYTHON),
+        env=venv_env(),
+        capture_output=True,
+        text=True,
         timeout=1200,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]

@@ -27,7 +27,8 @@ def runtime_python() -> Path:
     return python
 
 
-def load_in_runtime(bundle: Path, reference: Path, tmp_path: Path) -> dict:
+def run_in_runtime(script: str, *args, tmp_path: Path) -> dict:
+    """tests/runtime/<script> ARGS... OUT in the runtime environment; OUT's JSON."""
     out = tmp_path / "runtime.json"
     env = dict(
         os.environ,
@@ -37,7 +38,7 @@ def load_in_runtime(bundle: Path, reference: Path, tmp_path: Path) -> dict:
         PYTHONPATH="",
     )
     proc = subprocess.run(
-        [str(runtime_python()), str(RUNTIME / "check_bundle.py"), str(bundle), str(reference), str(out)],
+        [str(runtime_python()), str(RUNTIME / script), *map(str, args), str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -91,7 +92,7 @@ def runtime_bundles(demo_run, tmp_path_factory) -> dict[str, Path]:
 def test_real_runtime_loads_the_bundle_and_feeds_calibrated_shapes(runtime_bundles, tmp_path, case):
     _, _, target, config_keys, device_calls = CASES[case]
     work = runtime_bundles[case]
-    seen = load_in_runtime(work / BUNDLE, work / f"models/{MODEL}", tmp_path)
+    seen = run_in_runtime("check_bundle.py", work / BUNDLE, work / f"models/{MODEL}", tmp_path=tmp_path)
 
     # the runtime's own reading of config.json, loaded through auto_map and the proxy
     config = seen["config"]
