@@ -54,31 +54,26 @@ def main() -> None:
     res["load_openai_whisper_fp16_s"] = time.perf_counter() - t
 
     # the tutorial's loop, with openai-whisper's own model
+    def tutorial_step(path: str, task: str) -> None:
+        reference.transcribe(
+            audio.load(path),
+            language=code,
+            task=task,
+            temperature=0.0,
+            without_timestamps=True,
+            sample_len=args.tokens,
+            condition_on_previous_text=False,
+            fp16=dev == "cuda",
+            verbose=None,
+        )
+
     n = min(args.loop_clips, len(wavs))
-    reference.transcribe(
-        audio.load(wavs[0]),
-        language=code,
-        temperature=0.0,
-        without_timestamps=True,
-        sample_len=args.tokens,
-        condition_on_previous_text=False,
-        fp16=dev == "cuda",
-    )
+    tutorial_step(wavs[0], "transcribe")  # warm-up
     sync()
     t = time.perf_counter()
     for p in wavs[:n]:
         for task in ("transcribe", "translate"):
-            reference.transcribe(
-                audio.load(p),
-                language=code,
-                task=task,
-                temperature=0.0,
-                without_timestamps=True,
-                sample_len=args.tokens,
-                condition_on_previous_text=False,
-                fp16=dev == "cuda",
-                verbose=None,
-            )
+            tutorial_step(p, task)
     sync()
     res["tutorial_loop_clips_per_s"] = n / (time.perf_counter() - t)
 
