@@ -330,8 +330,9 @@ def require_listed_files(calib_path: str) -> None:
     """Every file the calibration list or JSON names is there: a per-sample file deleted
     after its job ran leaves the lists naming it, and qbcompiler would fail hours in."""
     if calib_path.endswith(".txt"):
-        with open(calib_path, encoding="utf-8") as f:
-            paths = [line.strip() for line in f if line.strip()]
+        from .encoder_calibration import read_encoder_list
+
+        paths = read_encoder_list(calib_path)
     else:
         paths = [p for pair in atomic.read_json(calib_path)["calib paths"] for p in pair]
     missing = [p for p in paths if not os.path.isfile(p)]

@@ -50,3 +50,9 @@ def write_encoder_list(samples: list[str], out_txt: str, n_mels: int, n_frames: 
     for path in npys:
         check_npy(path, (1, n_frames, n_mels))
     atomic.write_text(out_txt, "".join(os.path.abspath(p) + "\n" for p in npys))
+
+
+def read_encoder_list(list_path: str) -> list[str]:
+    """The .npy paths of whisper_encoder_cali.txt, in order (blank lines skipped)."""
+    with open(list_path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]

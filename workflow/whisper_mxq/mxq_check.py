@@ -35,9 +35,9 @@ def calibration_shapes(calib_path: str, part: str) -> tuple[list[tuple], list[tu
     """(declared, first sample's) input shapes of a part's calibration; the decoder's
     JSON declares the token axis as -1, the encoder's list declares nothing."""
     if part == "encoder":
-        with open(calib_path, encoding="utf-8") as f:
-            first = next(line.strip() for line in f if line.strip())
-        sample = [npy_shape(first)]
+        from .encoder_calibration import read_encoder_list
+
+        sample = [npy_shape(read_encoder_list(calib_path)[0])]
         return sample, sample
     calib = atomic.read_json(calib_path)
     declared = [tuple(s) for s in calib["info"]["input shapes"]]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic, layout
+from .encoder_calibration import read_encoder_list
 from .models import load_model
 
 ENCODER_INPUT = "input_features"
@@ -151,9 +152,7 @@ def _sample_of(path: str, pattern: str) -> str:
 
 def encoder_calibration(list_path: str) -> list[tuple[str, str]]:
     """(sample id, .npy path) of each line of whisper_encoder_cali.txt, in order."""
-    with open(list_path, encoding="utf-8") as f:
-        paths = [line.strip() for line in f if line.strip()]
-    return [(_sample_of(p, layout.ENCODER_NPY), p) for p in paths]
+    return [(_sample_of(p, layout.ENCODER_NPY), p) for p in read_encoder_list(list_path)]
 
 
 def decoder_calibration(json_path: str) -> list[dict]:
