@@ -269,9 +269,10 @@ def safetensors_shapes(path: str, where: str) -> dict[str, list[int]]:
     """Tensor name -> shape from a safetensors header, checked against the file's size."""
     name = os.path.basename(path)
     try:
-        size = os.stat(path).st_size
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
             raise ValueError("not a regular file")
+        size = info.st_size
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
             if not 0 < n <= min(MAX_SAFETENSORS_HEADER, size - 8):
