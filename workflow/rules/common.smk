@@ -57,10 +57,17 @@ def check_languages(folder):
         )
 
 
-for _folder in (config["model"], SNAPSHOT):
-    if os.path.isfile(os.path.join(_folder, "config.json")):
-        check_languages(_folder)
-        break
+def model_on_disk():
+    """The model's folder where its config.json is on disk yet (the configured folder,
+    else the snapshot), or None (a Hub id not snapshotted)."""
+    return next(
+        (f for f in (config["model"], SNAPSHOT) if os.path.isfile(os.path.join(f, "config.json"))),
+        None,
+    )
+
+
+if model_on_disk():
+    check_languages(model_on_disk())
 # The label model: an openai-whisper checkpoint, or a Hugging Face Whisper snapshotted
 # like the model (the same snapshot when it is the model being compiled).
 LABELS_FROM_OPENAI_WHISPER = labels_format(config["labels"]["model"]) == "openai-whisper"
@@ -310,12 +317,11 @@ def compile_plans():
 
 def model_positions():
     """The decoder's positions from the model's config.json, where it is on disk yet."""
-    for folder in (SNAPSHOT, config["model"]):
-        path = os.path.join(folder, "config.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f).get("max_target_positions")
-    return None
+    folder = model_on_disk()
+    if folder is None:
+        return None
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        return json.load(f).get("max_target_positions")
 
 
 COMPILE_PLANS = compile_plans()
