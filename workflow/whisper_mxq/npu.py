@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .decoder_calibration import embedding_tables
+
 
 def card_missing() -> str | None:
     """None where qbruntime sees a Mobilint NPU, else the reason it cannot run."""
@@ -35,11 +37,8 @@ class NpuPath:
         self.model = MobilintWhisperForConditionalGeneration.from_pretrained(
             bundle_dir, use_safetensors=True, **placement
         )
-        decoder = self.model.get_decoder()
-        self.tables = tuple(
-            t.weight.detach().float().cpu().numpy() for t in (decoder.embed_tokens, decoder.embed_positions)
-        )
-        self.decoder_npu = decoder.npu_backend.mxq_models[0]
+        self.tables = embedding_tables(self.model)
+        self.decoder_npu = self.model.get_decoder().npu_backend.mxq_models[0]
         self._clip = None  # the states whose tokens the device's KV cache holds
         self._fed: list[int] = []
         self._rows: list[np.ndarray] = []
