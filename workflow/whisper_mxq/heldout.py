@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import atomic, data
+from .languages import whisper_code
 
 
 def calibration_sentences(downloads: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
@@ -53,6 +54,7 @@ class Clip:
     lang: str
     wav: str
     reference: str | None  # FLEURS raw_transcription; None or "" when the source has none
+    sentence_id: object = None  # FLEURS `id`: the same sentence in every language
 
 
 def clips(manifests: list[str]) -> list[Clip]:
@@ -61,5 +63,59 @@ def clips(manifests: list[str]) -> list[Clip]:
     for path in manifests:
         for s in data.manifest_samples(atomic.read_json(path)):
             sample = s["file"].removesuffix(".wav")
-            out.append(Clip(sample, s["language"], s["wav"], s["raw_transcription"]))
+            out.append(Clip(sample, s["language"], s["wav"], s["raw_transcription"], s.get("fleurs_id")))
     return out
+
+
+# --- English references of the translations ----------------------------------------------
+ENGLISH = "en_us"
+HUMAN = "human: FLEURS en_us raw_transcription of the same sentence id"
+LABEL_MODEL = "the label model's English translation (labels.model): agreement, not quality"
+
+
+def english_references(source: data.Source, manifests: list[str]) -> dict:
+    """Per language, which English reference its translations are scored against, and
+    per clip the human one where there is one.
+
+    FLEURS is n-way parallel: a sentence `id` is the same sentence in every language, so
+    en_us's text of that id (in the same split: FLEURS keeps a sentence in one split
+    across languages) is a human translation of what the clip says. A language gets the
+    human reference only where every one of its clips has one (mixed references would
+    make one BLEU of two measures); otherwise the label model's, with the reason."""
+    by_lang: dict[str, list[Clip]] = {}
+    for clip in clips(manifests):
+        if whisper_code(clip.lang) != "en":
+            by_lang.setdefault(clip.lang, []).append(clip)
+    if not by_lang:
+        return {"languages": {}, "references": {}}
+    texts, why_not = _english_texts(source)
+    languages, references = {}, {}
+    for lang, lang_clips in by_lang.items():
+        found = {c.sample: texts.get(str(c.sentence_id), "").strip() for c in lang_clips} if texts else {}
+        lacking = [c.sample for c in lang_clips if not found.get(c.sample)]
+        if texts and not lacking:
+            languages[lang] = {"kind": "human", "reference": HUMAN}
+            references.update(found)
+            continue
+        reason = why_not or (
+            f"{len(lacking)} of {len(lang_clips)} clips' sentence ids have no en_us text in split "
+            f"{source.split!r} ({', '.join(lacking[:5])})"
+        )
+        languages[lang] = {"kind": "label model", "reference": LABEL_MODEL, "why": reason}
+    return {"languages": languages, "references": references}
+
+
+def _english_texts(source: data.Source) -> tuple[dict[str, str], str | None]:
+    """en_us sentence id -> raw transcription in the source's split, or ({}, why none)."""
+    if source.is_audio_folder():
+        return {}, "an audio folder's rows share no sentence ids across languages"
+    try:
+        return {str(k): v for k, v in data.sentence_texts(source, ENGLISH).items()}, None
+    except ValueError as e:
+        return {}, f"the source has no en_us text to take references from ({e})"
+
+
+def write_english_references(source: data.Source, manifests: list[str], out_json: str) -> dict:
+    result = english_references(source, manifests)
+    atomic.write_json(out_json, result)
+    return result

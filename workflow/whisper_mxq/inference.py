@@ -146,8 +146,12 @@ class Context:
         self.fp32 = TorchPath(self.model)
         self.fp32_states = [self.fp32.encode(f) for f in self.features]
 
-    def tasks(self) -> list[str]:
-        return ["transcribe", "translate"] if self.multilingual else ["transcribe"]
+    def tasks(self, clip: Clip | None = None) -> list[str]:
+        """The tasks evaluated: translate too on a multilingual model, except for English
+        clips (translating English into English would count them twice)."""
+        if not self.multilingual or (clip is not None and whisper_code(clip.lang) == "en"):
+            return ["transcribe"]
+        return ["transcribe", "translate"]
 
     def prompt(self, clip: Clip, task: str = "transcribe") -> list[int]:
         return dec.prompt(self.tokenizer, whisper_code(clip.lang), task, self.multilingual).ids

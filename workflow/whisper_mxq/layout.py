@@ -101,7 +101,10 @@ ONNX_INT8_PRECISION = "compiled/{model}_{part}.int8.json"  # which node got whic
 EVAL_AUDIO = "data/eval_audio/{sample}.wav"  # held out: never in the calibration set
 EVAL_MANIFEST = "data/eval_manifests/{job}.json"
 EVAL_STAMP = "data/eval_manifests/{job}.stamp.json"
-EVAL_LABELS = "data/eval_labels/{job}.json"  # the label model's translations: BLEU references
+EVAL_LABELS = "data/eval_labels/{job}.json"  # the label model's translations
+# per language, which English reference translations are scored against (human where the
+# source's en_us has the same sentence ids), and the human texts
+EVAL_ENGLISH = "data/eval_english.json"
 QUALITY_REFERENCE = "reports/quality/{model}_fp32.json"  # FP32 greedy tokens, computed once
 QUALITY = "reports/{model}_quality.json"
 QUALITY_PLOTS = {

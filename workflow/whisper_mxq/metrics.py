@@ -7,16 +7,20 @@ could be scored.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import numpy as np
 
-from .languages import whisper_code
+from .languages import UNSEGMENTED, whisper_code
 
 # A decode that repeats a span of up to this many tokens this many times back to back
 # has fallen into a loop (trained models under bad quantization do this: the text
 # repeats until the token cap).
 REPEAT_SPAN, REPEAT_TIMES = 8, 4
+# openai-whisper's own test for a degenerate decode (its `compression_ratio_threshold`,
+# after which it falls back to sampling): text that gzip shrinks this much repeats itself.
+MAX_COMPRESSION_RATIO = 2.4
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float | None:
@@ -39,6 +43,12 @@ def normalizer(lang: str) -> Callable[[str], str]:
     from whisper.normalizers import BasicTextNormalizer, EnglishTextNormalizer
 
     return EnglishTextNormalizer() if whisper_code(lang) == "en" else BasicTextNormalizer()
+
+
+def verdict_metric(lang: str) -> str:
+    """ "cer" for languages written without spaces between words (a WER there counts
+    whole sentences), else "wer"; Whisper's own FLEURS tables do the same."""
+    return "cer" if whisper_code(lang) in UNSEGMENTED else "wer"
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> tuple[float | None, float | None]:
@@ -73,15 +83,46 @@ def top1_agreement(tokens: list[int], start: int, logits: np.ndarray, allowed: n
     return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(tokens[start:])))
 
 
-def first_divergence(a: list[int], b: list[int], start: int) -> dict | None:
-    """Where two decodes of one clip first pick different tokens (position counted from
-    the first generated token), or None when they agree throughout."""
-    for k in range(start, max(len(a), len(b))):
+def text_part(ids: list[int], start: int, eot: int) -> list[int]:
+    """The generated tokens up to, not including, the first end-of-text."""
+    out = ids[start:]
+    return out[: out.index(eot)] if eot in out else out
+
+
+def first_divergence(a: list[int], b: list[int], start: int, eot: int) -> dict | None:
+    """Where two decodes of one clip first pick different text tokens (position counted
+    from the first generated token), or None when their texts agree. End-of-text is not
+    text: a decode that kept it and one that stopped at the cap without it, with the same
+    tokens before, agree."""
+    a, b = text_part(a, start, eot), text_part(b, start, eot)
+    for k in range(max(len(a), len(b))):
         x = a[k] if k < len(a) else None
         y = b[k] if k < len(b) else None
         if x != y:
-            return {"position": k - start, "fp32": x, "int8": y}
+            return {"position": k, "fp32": x, "int8": y}
     return None
+
+
+def compression_ratio(text: str) -> float:
+    """len(text) / len(gzip(text)) in UTF-8 bytes, as openai-whisper computes it."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def loop_reason(ids: list[int], start: int, eot: int, text: str, max_new: int) -> str | None:
+    """Why a decode has run away (repeats itself, or never ended), or None for one
+    that ended. Whisper in deployment retries such a decode at a higher temperature;
+    greedy evaluation keeps it and says so."""
+    generated = ids[start:]
+    reasons = []
+    if is_repetitive(generated):
+        reasons.append(f"a span of up to {REPEAT_SPAN} tokens repeats {REPEAT_TIMES} times")
+    ratio = compression_ratio(text)
+    if ratio > MAX_COMPRESSION_RATIO:
+        reasons.append(f"compression ratio {ratio:.2f} > {MAX_COMPRESSION_RATIO}")
+    if eot not in generated and len(generated) >= max_new:
+        reasons.append(f"no end-of-text within {max_new} tokens")
+    return "; ".join(reasons) or None
 
 
 def is_repetitive(ids: list[int]) -> bool:
