@@ -76,6 +76,20 @@ def test_another_model_type(model):
     refused(model, "holds a 'bart' model, not a Whisper (config.json model_type)")
 
 
+@pytest.mark.parametrize("cfg", [{"model_type": "bert", "vocab_size": 30522}, {"model_type": "bert"}])
+def test_a_bert_folder_is_called_a_bert_in_a_dry_run(tmp_path, cfg):
+    """Whatever else config.json holds, the model type is what is named first (not
+    "English-only", not "no integer vocab_size")."""
+    folder = tmp_path / "bert-folder"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    proc = snakemake(tmp_path, "-n", "--config", f"model={folder}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"config key 'model': {folder} holds a 'bert' model, not a Whisper (config.json model_type)" in out
+    assert "English-only" not in out and "vocab_size" not in out
+
+
 def test_a_checkpoint_of_another_model_under_a_whisper_config(model, tmp_path):
     """A BART of the same width with a Whisper's config.json beside it: its weights have
     no audio convolutions (every Whisper weight would be newly initialised)."""

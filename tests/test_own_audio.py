@@ -284,7 +284,7 @@ def test_own_audio_calibrates_and_evaluates(own_audio_run):
         {"sample": "de_de_0000", "reason": "no reference transcription in the source"}
     ]
     assert report["languages"]["de_de"]["wer_fp32"] is None and report["languages"]["de_de"]["clips_scored"] == 0
-    assert report["languages"]["de_de"]["verdict"] == "no reference"
+    assert report["languages"]["de_de"]["verdicts"]["transcribe"]["verdict"] == "no reference"
     assert report["languages"]["en_us"]["clips_scored"] == 1
     assert isinstance(report["languages"]["en_us"]["wer_fp32"], float)
 

@@ -538,6 +538,8 @@ def is_multilingual(folder: str) -> bool:
     which `generate` reads, checked against the vocabulary size; a checkpoint saved
     without the flag is judged by the vocabulary alone."""
     cfg = atomic.read_json(os.path.join(folder, "config.json"))
+    if cfg.get("model_type") != "whisper":  # before anything Whisper-specific is asked of it
+        raise ValueError(f"{folder} holds a {cfg.get('model_type')!r} model, not a Whisper (config.json model_type)")
     vocab = cfg.get("vocab_size")
     if not isinstance(vocab, int):
         raise ValueError(f"{folder}/config.json: no integer vocab_size; is this a Whisper checkpoint?")

@@ -179,6 +179,8 @@ def transcribe_verdict(rows: list[dict], metric: str, settings: Settings) -> dic
     }
     if new:
         verdict, reason = "fail", f"INT8 runs away on {len(new)} clip(s) where FP32 ends: {', '.join(new)}"
+    elif not any((r["reference"] or "").strip() for r in rows):
+        verdict, reason = "no reference", "no clip has a reference transcription in the source"
     elif fp is None:
         verdict, reason = "no verdict", "no clip with a reference on which both sides end"
     elif fp > settings.max_fp32_error:
@@ -236,7 +238,9 @@ def combine(verdicts: dict[str, str]) -> str:
     values = list(verdicts.values())
     if "fail" in values:
         return "fail"
-    return "pass" if values and all(v == "pass" for v in values) else "no verdict"
+    if values and all(v == "pass" for v in values):
+        return "pass"
+    return "no reference" if values and all(v == "no reference" for v in values) else "no verdict"
 
 
 def summary(rows: list[dict], settings: Settings, references: dict[str, str] | None = None) -> dict:
