@@ -352,3 +352,19 @@ def test_a_hub_id_resolves_to_the_hubs_filesystem():
     assert files == "hf://datasets/google/fleurs@refs%2Fconvert%2Fparquet/en_us/*validation/*.parquet"
     fs, _ = fsspec.core.url_to_fs(files)  # no network: the filesystem object only
     assert type(fs).__name__ == "HfFileSystem"
+
+
+def test_a_misspelled_key_is_named_with_its_file_and_the_closest_key_only(tmp_path):
+    """One line a person reads, word for word; not the schema and config dumped after it."""
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("samples_per_langauge: 5\n")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(bad), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (
+        f"config key 'samples_per_langauge' (from {bad}) is not a setting of this workflow: did you mean "
+        "samples_per_language? (every key and its meaning: workflow/schemas/config.schema.yaml)"
+    ) in out
+    assert len(out) < 1500 and "additionalProperties" not in out
+    nested = snakemake(tmp_path, "-n", "--config", "quality={maxwer: 1}", check=False)
+    assert "config key 'quality.maxwer' (from the command line (--config))" in nested.stdout + nested.stderr

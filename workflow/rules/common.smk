@@ -12,11 +12,21 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, "workflow")))
 
 from whisper_mxq import compile as qbcompile
-from whisper_mxq import compile_recipes, data, jobs, layout, models
+from whisper_mxq import compile_recipes, config_keys, data, jobs, layout, models
 from whisper_mxq.sweep import sweep_sizes
 from whisper_mxq.labels import model_format as labels_format
 from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER
 
+# An unknown (misspelled) key is named in one line with the closest valid key;
+# validate() would dump the whole schema and config after it.
+_unknown = config_keys.message(
+    config,
+    os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+    list(workflow.configfiles),
+    dict(workflow.config_settings.config or {}),
+)
+if _unknown:
+    raise WorkflowError(_unknown)
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 
