@@ -54,7 +54,8 @@ def demo_run(tmp_path_factory) -> Path:
     """The offline demo, run once end to end (both compile targets, via the double)."""
     work = tmp_path_factory.mktemp("demo")
     env = offline_env(QBCOMPILER_DOUBLE_LOG=str(work / "qbcompiler_calls.jsonl"))
-    snakemake(work, "-j2", "--configfile", str(OFFLINE), env=env)
+    proc = snakemake(work, "-j2", "--configfile", str(OFFLINE), env=env)
+    (work / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return work
 
 

@@ -159,3 +159,9 @@ def test_compile_calls_qbcompiler_with_every_calibration_file(demo_run):
         assert out.read_bytes().startswith(b"QBCOMPILER-TEST-DOUBLE")
     # nothing half-written is left beside the outputs
     assert not list((demo_run / "compiled").glob(".*"))
+
+
+def test_the_console_carries_no_empty_shell_commands(demo_run):
+    """Every rule runs a script: "Shell command: None" once a job was noise only."""
+    console = (demo_run / "console.txt").read_text()
+    assert "Finished jobid" in console and "Shell command" not in console
