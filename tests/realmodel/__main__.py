@@ -1,4 +1,5 @@
 """python -m tests.realmodel build OUT_DIR [--cache DIR]
+python -m tests.realmodel build-multilingual OUT_DIR [--cache DIR]
 
 Builds OpenAI's tiny.en (transformers folder and openai-whisper .pt), the FLEURS-layout
 speech folder and a workflow config into OUT_DIR; prints the timings and clip counts.
@@ -12,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import build
+from . import build, multilingual
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,14 +22,17 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("build", help="model, label model, speech and config into OUT_DIR")
     b.add_argument("out_dir", type=Path)
     b.add_argument("--cache", type=Path, default=None)
+    m = sub.add_parser("build-multilingual", help="whisper-base, eight languages of speech and a config into OUT_DIR")
+    m.add_argument("out_dir", type=Path)
+    m.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args(argv)
-    summary = build.build(args.out_dir, args.cache)
-    print(
-        json.dumps(
-            {"out_dir": str(args.out_dir.resolve()), "counts": summary["counts"], "timings_s": summary["timings_s"]},
-            indent=1,
-        )
-    )
+    if args.command == "build-multilingual":
+        summary = multilingual.build_all(args.out_dir, args.cache)
+        counts = {"clips": len(summary["clips"])}
+    else:
+        summary = build.build(args.out_dir, args.cache)
+        counts = summary["counts"]
+    print(json.dumps({"out_dir": str(args.out_dir.resolve()), "counts": counts, "timings_s": summary["timings_s"]}))
 
 
 if __name__ == "__main__":
