@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, "workflow")))
 
 from whisper_mxq import compile as qbcompile
 from whisper_mxq import compile_recipes, config_keys, data, jobs, layout, models
+from whisper_mxq.report import THRESHOLDS
 from whisper_mxq.sweep import sweep_sizes
 from whisper_mxq.labels import model_format as labels_format
 from whisper_mxq.languages import DEFAULT_LANGUAGES, FLEURS_TO_WHISPER

@@ -59,6 +59,10 @@ TRANSLATION_METRICS = ("bleu_fp32", "bleu_int8", "bleu_int8_vs_fp32")
 SIDES = ("fp32", "int8")
 
 
+# The `quality:` keys a verdict is judged against (their defaults: the schema's).
+THRESHOLDS = ("max_wer_increase", "max_bleu_drop", "max_fp32_error", "min_fp32_bleu")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The `quality:` config block's decoding and verdict settings (defaults: the schema's)."""
@@ -67,9 +71,9 @@ class Settings:
     latency_runs: int
     threads: int
     max_wer_increase: float
-    max_bleu_drop: float = 5.0
-    max_fp32_error: float = 0.5
-    min_fp32_bleu: float = 10.0
+    max_bleu_drop: float
+    max_fp32_error: float
+    min_fp32_bleu: float
 
 
 def _labels(paths: list[str]) -> dict[str, dict]:
@@ -414,12 +418,7 @@ def evaluate(
             "translate": "every clip but English ones",
             "max_new_tokens": settings.max_new_tokens,
         },
-        "thresholds": {
-            "max_wer_increase": settings.max_wer_increase,
-            "max_bleu_drop": settings.max_bleu_drop,
-            "max_fp32_error": settings.max_fp32_error,
-            "min_fp32_bleu": settings.min_fp32_bleu,
-        },
+        "thresholds": {k: getattr(settings, k) for k in THRESHOLDS},
         "max_wer_increase": settings.max_wer_increase,
         "languages": languages,
         "overall": overall(rows, languages, references),
