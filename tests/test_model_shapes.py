@@ -180,7 +180,7 @@ def test_english_only_local_model_refuses_other_languages(tmp_path):
 )
 def test_multilingual_follows_generation_config_and_vocabulary(tmp_path, flag, vocab, expected):
     """A checkpoint saved without `is_multilingual` must not lose its language tokens."""
-    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": vocab}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper", "vocab_size": vocab}))
     if flag is not None:
         (tmp_path / "generation_config.json").write_text(json.dumps({"is_multilingual": flag}))
     assert models.is_multilingual(str(tmp_path)) is expected
@@ -188,7 +188,7 @@ def test_multilingual_follows_generation_config_and_vocabulary(tmp_path, flag, v
 
 @pytest.mark.parametrize("flag, vocab", [(True, 51864), (False, 51865)])
 def test_multilingual_flag_contradicting_the_vocabulary_is_refused(tmp_path, flag, vocab):
-    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": vocab}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper", "vocab_size": vocab}))
     (tmp_path / "generation_config.json").write_text(json.dumps({"is_multilingual": flag}))
     with pytest.raises(ValueError, match="is_multilingual"):
         models.is_multilingual(str(tmp_path))

@@ -305,6 +305,9 @@ def _figures(rows: list[dict], references: dict[str, str] | None) -> dict:
 def overall(rows: list[dict], languages: dict[str, dict], references: dict[str, str] | None) -> dict:
     """Figures over every clip; the verdict is the languages' (each is judged alone)."""
     out = _figures(rows, references)
+    ended = out["without_loops"]
+    both = ended["wer_fp32"] is not None and ended["wer_int8"] is not None
+    out["wer_increase"] = ended["wer_int8"] - ended["wer_fp32"] if both else None
     out["verdict"] = combine({lang: s["verdict"] for lang, s in languages.items()})
     out["verdicts_by_language"] = {lang: s["verdict"] for lang, s in languages.items()}
     return out
