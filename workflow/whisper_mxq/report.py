@@ -166,6 +166,21 @@ def _error_rates(rows: list[dict]) -> dict:
     return out
 
 
+def _decided(metric: str, used: int, clips: int, fp, q, new: list[str]) -> dict:
+    """The figures every task verdict carries, and which clips decided it."""
+    return {
+        "metric": metric,
+        "decided_on": f"{used} of {clips} clips: with a reference, neither side running away",
+        "fp32": fp,
+        "int8": q,
+        "int8_new_loops": new,
+    }
+
+
+def _new_loops_reason(new: list[str]) -> str:
+    return f"INT8 runs away on {len(new)} clip(s) where FP32 ends: {', '.join(new)}"
+
+
 def transcribe_verdict(rows: list[dict], metric: str, settings: Settings) -> dict:
     """pass / fail / no verdict for transcription, with the figures that decided it."""
     ended = _ended(rows, "transcribe")
@@ -173,16 +188,12 @@ def transcribe_verdict(rows: list[dict], metric: str, settings: Settings) -> dic
     fp, q = rates[f"{metric}_fp32"], rates[f"{metric}_int8"]
     new = _new_loops(rows, "transcribe")
     out = {
-        "metric": metric,
-        "decided_on": f"{rates['clips_scored']} of {len(rows)} clips: with a reference, neither side running away",
-        "fp32": fp,
-        "int8": q,
+        **_decided(metric, rates["clips_scored"], len(rows), fp, q, new),
         "increase": None if fp is None or q is None else q - fp,
         "max_increase": settings.max_wer_increase,
-        "int8_new_loops": new,
     }
     if new:
-        verdict, reason = "fail", f"INT8 runs away on {len(new)} clip(s) where FP32 ends: {', '.join(new)}"
+        verdict, reason = "fail", _new_loops_reason(new)
     elif not any((r["reference"] or "").strip() for r in rows):
         verdict, reason = "no reference", "no clip has a reference transcription in the source"
     elif fp is None:
@@ -212,16 +223,12 @@ def translate_verdict(rows: list[dict], references: dict[str, str], settings: Se
     q = metrics.bleu(refs, [r["tasks"]["translate"]["int8_text"] for r in ended])
     new = _new_loops(rows, "translate")
     out = {
-        "metric": "bleu",
-        "decided_on": f"{len(ended)} of {len(rows)} clips: with a reference, neither side running away",
-        "fp32": fp,
-        "int8": q,
+        **_decided("bleu", len(ended), len(rows), fp, q, new),
         "drop": None if fp is None or q is None else fp - q,
         "max_drop": settings.max_bleu_drop,
-        "int8_new_loops": new,
     }
     if new:
-        verdict, reason = "fail", f"INT8 runs away on {len(new)} clip(s) where FP32 ends: {', '.join(new)}"
+        verdict, reason = "fail", _new_loops_reason(new)
     elif fp is None:
         verdict, reason = "no verdict", "no clip with a reference translation on which both sides end"
     elif fp < settings.min_fp32_bleu:
