@@ -94,9 +94,26 @@ def test_shapes_read_from_config_json_match_whisper_config(tmp_path):
         models.shapes(str(tmp_path))
 
 
-def test_plan_cuts_consecutive_jobs_over_language_then_index():
+def test_plan_keeps_each_job_to_one_language():
     langs = ["de_de", "fr_fr", "ja_jp"]
     plan = jobs.plan(langs, 5, 4)
+    order = [layout.sample_id(lang, i) for lang in langs for i in range(5)]
+    assert [s for j in plan for s in j.samples] == order  # every sample once, in list order
+    assert [j.languages for j in plan] == [[lang] for lang in langs for _ in (0, 1)]
+    assert [len(j.samples) for j in plan] == [4, 1] * 3
+    assert [j.name for j in plan] == ["000", "001", "002", "003", "004", "005"]
+    assert jobs.previous(plan, plan[1].slices[0]) == plan[0]
+    assert jobs.previous(plan, plan[2].slices[0]) is None
+    # adding a language at the end leaves the earlier jobs as they were
+    assert jobs.plan(langs + ["ko_kr"], 5, 4)[:6] == plan
+    # small languages get a job each, however large the jobs may be
+    assert [j.languages for j in jobs.plan(langs, 2, 100)] == [[lang] for lang in langs]
+    assert jobs.plan(["de_de"], 1001, 1)[-1].name == "1000"
+
+
+def test_a_packed_plan_cuts_consecutive_jobs_over_language_then_index():
+    langs = ["de_de", "fr_fr", "ja_jp"]
+    plan = jobs.plan(langs, 5, 4, pack=True)
     order = [layout.sample_id(lang, i) for lang in langs for i in range(5)]
     assert [s for j in plan for s in j.samples] == order  # every sample once, in list order
     assert [len(j.samples) for j in plan] == [4, 4, 4, 3]
@@ -107,10 +124,10 @@ def test_plan_cuts_consecutive_jobs_over_language_then_index():
     assert jobs.previous(plan, plan[1].slices[1]) is None
     assert jobs.previous(plan, plan[2].slices[0]) == plan[1]
     # adding a language at the end leaves the earlier jobs as they were
-    assert jobs.plan(langs + ["ko_kr"], 5, 4)[:3] == plan[:3]
+    assert jobs.plan(langs + ["ko_kr"], 5, 4, pack=True)[:3] == plan[:3]
     # whole small languages share a job; a job name grows with the job count
-    assert [len(j.languages) for j in jobs.plan(langs, 2, 100)] == [3]
-    assert jobs.plan(["de_de"], 1001, 1)[-1].name == "1000"
+    assert [len(j.languages) for j in jobs.plan(langs, 2, 100, pack=True)] == [3]
+    assert jobs.plan(["de_de"], 1001, 1, pack=True)[-1].name == "1000"
 
 
 def test_auto_samples_per_job_shares_the_gpus_among_the_steps():
@@ -122,7 +139,7 @@ def test_auto_samples_per_job_shares_the_gpus_among_the_steps():
     assert jobs.auto_samples_per_job(1003, 2) == 502  # two jobs of a step at once
     # past the cap: rounds of `at_once` jobs, all the same size
     per = jobs.auto_samples_per_job(17_000, 2)
-    assert per <= jobs.GPU_JOB_CAP and len(jobs.plan(["de_de"] * 17, 1000, per)) % 2 == 0
+    assert per <= jobs.GPU_JOB_CAP and len(jobs.plan(["de_de"] * 17, 1000, per, pack=True)) % 2 == 0
 
 
 def test_auto_is_resolved_once_and_handed_down(monkeypatch):

@@ -30,9 +30,10 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     counts = _job_counts(proc.stdout)
     assert len(DEFAULT_LANGUAGES) == 17
     assert counts["snapshot_model"] == 1 and counts["mxq"] == 1 and counts["mblt"] == 1
-    # samples_per_job auto: one job per GPU where jobs get one, else 100 a job (the 340
-    # samples in 4 jobs); device auto asks nvidia-smi. Downloads follow the same plan.
-    n_jobs = 1 if shutil.which("nvidia-smi") else 4
+    # samples_per_job auto: one job per GPU where jobs get one (languages packed), else
+    # one language a job (of at most 100: the 17 x 20 samples in 17 jobs); device auto
+    # asks nvidia-smi. Downloads follow the same plan.
+    n_jobs = 1 if shutil.which("nvidia-smi") else 17
     for step in ("download", "calibrate"):
         assert sorted(k for k in counts if k.startswith(step + "_")) == [f"{step}_{j:03d}" for j in range(n_jobs)]
     assert not any(k.startswith("label_") for k in counts)  # the compile does not need labels
@@ -48,7 +49,7 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
 @pytest.mark.parametrize(
     "device, gpus, jobs, handed_down",
     [
-        ("cpu", "0,1", 4, None),
+        ("cpu", "0,1", 17, None),
         ("cuda", "", 1, None),
         ("cuda", "0,1", 1, None),
         ("cuda", "0,1,2,3", 2, None),
@@ -56,9 +57,9 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     ],
 )
 def test_samples_per_job_auto_follows_the_devices(tmp_path, device, gpus, jobs, handed_down):
-    """auto: 100 samples a job on CPU; where calibrate and label jobs hold a GPU, the
-    visible GPUs (at least one: a cluster's submit host sees none) shared by the two
-    steps; a value already in the environment (a cluster job's parse, handed down from
+    """auto: one language a job on CPU (at most 100 samples); where calibrate and label
+    jobs hold a GPU, languages packed into jobs of the visible GPUs (at least one: a
+    cluster's submit host sees none) shared by the two steps; a value already in the environment (a cluster job's parse, handed down from
     where the run started) wins over what this host sees."""
     cfg = tmp_path / "device.yaml"
     cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\nlabels: {{device: {device}}}\n")
@@ -78,7 +79,8 @@ def test_samples_per_job_splits_groups(tmp_path):
     proc = snakemake(tmp_path, "-n", "-j8", "calibration", "--configfile", str(cfg), env=offline_env(double=False))
     counts = _job_counts(proc.stdout)
     groups = [k for k in counts if k.startswith("calibrate_")]
-    assert sorted(groups) == [f"calibrate_{j:03d}" for j in range(-(-17 * 10 // 3))]  # 170 in jobs of 3
+    # one language a job: each language's 10 in jobs of 3, 3, 3, 1
+    assert sorted(groups) == [f"calibrate_{j:03d}" for j in range(17 * 4)]
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,13 @@ for _job in JOBS:
         params:
             manifest=layout.MANIFEST.format(job=_job.name),
             seed=config["seed"],
-            # samples_per_job left out: the job's samples are its inputs and outputs,
-            # and `auto` must not differ from the number it stands for
-            settings={k: v for k, v in config["calibration"].items() if k != "samples_per_job"},
+            # the plan's keys left out: the job's samples are its inputs and outputs,
+            # and `auto` must not differ from what it stands for
+            settings={
+                k: v
+                for k, v in config["calibration"].items()
+                if k not in ("samples_per_job", "pack_languages")
+            },
         script:
             "../scripts/calibrate.py"
 

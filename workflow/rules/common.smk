@@ -142,12 +142,15 @@ def gpus(step):
 # downloads, labels and calibrates the same samples. `auto`, where both label and
 # calibrate jobs get a GPU: the visible GPUs shared by the two steps (at least one: a
 # cluster's submit host sees none of its nodes' GPUs); else jobs of 100 samples.
+ON_GPUS = bool(gpus("calibration") and gpus("labels"))
 PER_JOB = jobs.samples_per_job(
     config["calibration"]["samples_per_job"],
     len(LANGUAGES) * N_SAMPLES,
-    jobs.jobs_at_once(max(GPUS_VISIBLE, 1), 2) if gpus("calibration") and gpus("labels") else 0,
+    jobs.jobs_at_once(max(GPUS_VISIBLE, 1), 2) if ON_GPUS else 0,
 )
-JOBS = jobs.plan(LANGUAGES, N_SAMPLES, PER_JOB)
+PACK = config["calibration"]["pack_languages"]
+PACK = ON_GPUS if PACK == "auto" else PACK
+JOBS = jobs.plan(LANGUAGES, N_SAMPLES, PER_JOB, PACK)
 
 
 def paths(pattern, samples):
@@ -192,7 +195,7 @@ QUALITY = config["quality"]
 EVAL = QUALITY["eval"]
 EVAL_SOURCE = EVAL["source"] or config["fleurs"]["source"]
 # Evaluation clips follow the calibration's plan (jobs.py), over their own samples.
-EVAL_JOBS = jobs.plan(LANGUAGES, EVAL["samples_per_language"], PER_JOB)
+EVAL_JOBS = jobs.plan(LANGUAGES, EVAL["samples_per_language"], PER_JOB, PACK)
 QUALITY_INFO = {
     "model": MODEL,
     "backend": QUALITY["backend"],
@@ -259,10 +262,71 @@ def source_param(location):
     return lambda w, input: input.source[0] if input.source else location
 
 
+def is_local(path):
+    """A model or data location that is local: it exists, or the demo rules build it."""
+    return os.path.exists(path) or path in DEMO.values()
+
+
 def local_input(path):
-    """A model or data location is a rule input when it is local (it exists, or the
-    demo rules build it); a Hub id is fetched by the snapshot/download job itself."""
-    return [path] if os.path.exists(path) or path in DEMO.values() else []
+    """A model or data location is a rule input when it is local; a Hub id is fetched
+    by the snapshot/download job itself."""
+    return [path] if is_local(path) else []
+
+
+def source_folder(location):
+    """A local data source as a job's input, for staging only: a folder's time says
+    nothing of the files under it, its language stamps (below) stand for those. The
+    demo's source is no folder output: its shards are (demo_shards)."""
+    return [ancient(location)] if os.path.exists(location) and location != DEMO.get("fleurs") else []
+
+
+DEMO_LANGUAGES = DEMO.get("languages") or LANGUAGES
+
+
+def demo_shards(langs=None):
+    folder = layout.inside_workdir(DEMO["fleurs"], "demo.fleurs")
+    return [
+        layout.DEMO_SHARD.format(folder=folder, lang=lang, split=config["fleurs"]["split"])
+        for lang in DEMO_LANGUAGES
+        if langs is None or lang in langs
+    ]
+
+
+# Per language of a local data source, a stamp of the files its downloads read
+# (data.source_listing): a changed, added or removed shard, clip or list row makes that
+# language's downloads stale, no other language's, and the dry run's `reason:` names the
+# file. stamp path -> (location, split, language, files, list rows digest).
+SOURCE_STAMPS = {}
+
+
+def source_stamp(location, split, lang):
+    own = (location, split) == (config["fleurs"]["source"], config["fleurs"]["split"])
+    return (layout.SOURCE_STAMP if own else layout.EVAL_SOURCE_STAMP).format(lang=lang)
+
+
+def plan_sources(location, split, langs):
+    if not is_local(location):
+        return
+    if location == DEMO.get("fleurs"):
+        listing = {lang: {"files": demo_shards([lang]), "rows": None} for lang in langs}
+    else:
+        try:
+            listing = data.source_listing(data.Source(location, split), langs)
+        except ValueError as e:
+            raise WorkflowError(f"config key 'fleurs.source' or 'quality.eval.source': {e}")
+    for lang in langs:
+        found = listing.get(lang, {"files": [], "rows": None})
+        SOURCE_STAMPS[source_stamp(location, split, lang)] = (location, split, lang, found["files"], found["rows"])
+
+
+def source_stamps(location, split, langs):
+    """The stamps of these languages of a source: the download jobs' inputs."""
+    return [source_stamp(location, split, lang) for lang in langs] if is_local(location) else []
+
+
+plan_sources(config["fleurs"]["source"], config["fleurs"]["split"], LANGUAGES)
+# en_us too: rule eval_english takes the translations' references from its text
+plan_sources(EVAL_SOURCE, EVAL["split"], sorted({*LANGUAGES, "en_us"}))
 
 
 # --- targets --------------------------------------------------------------------------

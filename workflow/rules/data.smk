@@ -2,13 +2,41 @@
 # A job's outputs are its clips, its manifest and its stamp; the jobs that read the
 # clips declare the stamp only (layout.DOWNLOAD_STAMP says why).
 
+# A local source, per language: the checksums of the files its downloads read. Their
+# inputs are those files, so a changed shard or clip is named in the dry run's `reason:`;
+# an audio folder's list is shared by every language, so its rows stand for it (params).
+for _stamp, (_location, _split, _lang, _files, _rows) in SOURCE_STAMPS.items():
+
+    rule:
+        name:
+            f"{'source' if _stamp == layout.SOURCE_STAMP.format(lang=_lang) else 'eval_source'}_{_lang}"
+        input:
+            files=_files,
+            folder=source_folder(_location),  # for staging only
+        output:
+            _stamp,
+        log:
+            f"logs/{os.path.basename(os.path.dirname(_stamp))}/{_lang}.log",
+        localrule: True
+        conda:
+            "../../envs/data.yaml"
+        params:
+            source=_location,
+            split=_split,
+            lang=_lang,
+            rows=_rows,
+        script:
+            "../scripts/source_stamp.py"
+
+
 for _job in JOBS:
 
     rule:
         name:
             f"download_{_job.name}"
         input:
-            source=local_input(config["fleurs"]["source"]),
+            source=source_folder(config["fleurs"]["source"]),
+            languages=source_stamps(config["fleurs"]["source"], config["fleurs"]["split"], _job.languages),
             # where the job before it stopped reading each language; ancient: a re-download
             # of that job (a clip deleted) does not move the rows, and a changed config
             # reruns this job through its params anyway

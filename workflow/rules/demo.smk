@@ -26,16 +26,19 @@ if DEMO:
         script:
             "../scripts/demo_label_model.py"
 
+    # its shards by name: a language's source stamp (common.smk) takes them as inputs
+    # on the first run as on every later one
     rule demo_fleurs:
         output:
-            directory(layout.inside_workdir(DEMO["fleurs"], "demo.fleurs")),
+            demo_shards(),
         log:
             "logs/demo/fleurs.log",
         localrule: True
         conda:
             "../../envs/calibration.yaml"
         params:
-            languages=DEMO.get("languages") or LANGUAGES,
+            folder=DEMO["fleurs"],
+            languages=DEMO_LANGUAGES,
             split=config["fleurs"]["split"],
         script:
             "../scripts/demo_fleurs.py"

@@ -8,7 +8,8 @@ for _job in EVAL_JOBS:
         name:
             f"download_eval_{_job.name}"
         input:
-            source=local_input(EVAL_SOURCE),
+            source=source_folder(EVAL_SOURCE),
+            languages=source_stamps(EVAL_SOURCE, EVAL["split"], _job.languages),
             calibration=[s for s, _ in calibration_downloads(_job.languages)],
             continues=[
                 ancient(s) for _, _, s in download_parts(EVAL_JOBS, _job, layout.EVAL_STAMP) if s
@@ -75,7 +76,8 @@ for _job in EVAL_JOBS:
 # sentence id (FLEURS is n-way parallel), else the label model's translations.
 rule eval_english:
     input:
-        source=local_input(EVAL_SOURCE),
+        source=source_folder(EVAL_SOURCE),
+        english=source_stamps(EVAL_SOURCE, EVAL["split"], ["en_us"]),
         stamps=[eval_stamp(job) for job in EVAL_JOBS],
         manifests=[layout.EVAL_MANIFEST.format(job=job.name) for job in EVAL_JOBS],
     output:

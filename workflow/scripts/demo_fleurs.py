@@ -4,7 +4,7 @@ from whisper_mxq import demo, logs
 
 logs.to_file(snakemake.log)
 demo.build_fleurs_demo(
-    snakemake.output[0],
+    snakemake.params.folder,
     languages={lang: None for lang in snakemake.params.languages},
     split=snakemake.params.split,
 )

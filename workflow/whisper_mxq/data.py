@@ -20,6 +20,7 @@ import csv
 import glob
 import hashlib
 import io
+import json
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -340,6 +341,49 @@ def check_source(location: str, split: str, languages: list[str]) -> None:
         )
 
 
+# --- what a language's downloads read: the DAG's view of a local source ---------------
+def source_listing(source: Source, languages: list[str]) -> dict[str, dict]:
+    """Per language of a local source, what its downloads read: `files`, the paths
+    that are there (its Parquet shards, or the audio files its rows of the list name),
+    and for an audio folder `rows`, a digest of its rows of `{split}.tsv` (line, file,
+    transcription). A job is stale when one of these changes, and only then: the list
+    itself is shared by every language, so its rows, not its time, stand for it.
+    Parse time: globs and one read of the list, no audio opened."""
+    if source.is_audio_folder():
+        by_lang: dict[str, list[TsvRow]] = {}
+        for row in read_tsv(source):
+            by_lang.setdefault(row.language, []).append(row)
+        out = {}
+        for lang in languages:
+            rows = by_lang.get(lang, [])
+            listed = [os.path.normpath(os.path.join(source.location, r.file)) for r in rows]
+            digest = hashlib.sha256(
+                json.dumps([[r.line, r.file, r.transcription] for r in rows], ensure_ascii=False).encode()
+            ).hexdigest()
+            out[lang] = {"files": sorted({f for f in listed if os.path.lexists(f)}), "rows": digest}
+        return out
+    return {lang: {"files": sorted(glob.glob(source.data_files(lang))), "rows": None} for lang in languages}
+
+
+def write_source_stamp(source: Source, lang: str, out_path: str) -> dict:
+    """The stamp a language's download jobs hang on: its files' sizes and checksums and
+    its list rows. Its bytes change only when what the downloads read does (Snakemake
+    checksums small inputs, so a file touched but unchanged reruns nothing beyond this)."""
+    listing = source_listing(source, [lang])[lang]
+    files = []
+    for path in listing["files"]:
+        entry = {"path": os.path.relpath(path, source.location)}
+        reason = _not_regular(path)  # a FIFO would block the checksum's read
+        if reason:
+            entry["problem"] = reason
+        else:
+            entry.update(bytes=os.path.getsize(path), sha256=file_sha256(path))
+        files.append(entry)
+    stamp = {"source": source.location, "split": source.split, "language": lang, "rows": listing["rows"], "files": files}
+    atomic.write_json(out_path, stamp)
+    return stamp
+
+
 # --- one download job -----------------------------------------------------------------
 def audio_bytes(row: dict, name: str) -> bytes:
     value = row.get("audio")
@@ -502,8 +546,11 @@ def download_job(
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_manifest(stamp_path: str, manifest_path: str) -> dict:

@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from whisper_mxq import layout
 from whisper_mxq.atomic import atomic_dir, atomic_path, write_bytes
 from whisper_mxq.languages import FLEURS_TO_WHISPER
 
@@ -570,4 +571,4 @@ def build_fleurs_demo(
             gender = rng.randrange(2)  # FLEURS: 0 male, 1 female
             voice = f"{FLEURS_LANGS[fleurs_lang][0]}+{'f3' if gender else 'm3'}"
             rows.append(fleurs_row(fleurs_lang, index, text, espeak_wav(text, voice), gender=gender))
-        write_fleurs_rows(Path(out_dir) / fleurs_lang / split / "0000.parquet", rows)
+        write_fleurs_rows(layout.DEMO_SHARD.format(folder=out_dir, lang=fleurs_lang, split=split), rows)

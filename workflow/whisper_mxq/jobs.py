@@ -1,13 +1,17 @@
 """How samples are packed into jobs: one scheme for downloads, labels and calibration.
 
 Every sample, in the fixed order of the calibration lists (language, then index), is
-cut into consecutive jobs of `samples_per_job`. Job `003` downloads its clips, labels
-them and calibrates them: one job name across the three steps, so a job's files move
-through the DAG together and each model is loaded once per job, not once per sample.
+cut into consecutive jobs of at most `samples_per_job`. Job `003` downloads its clips,
+labels them and calibrates them: one job name across the three steps, so a job's files
+move through the DAG together and each model is loaded once per job, not once per sample.
 
-A job may hold several small languages or part of a large one. Its download continues
-a language where the job before it stopped (a bad clip is skipped and the next one
-takes its place, so where a job starts in the source depends on the one before).
+A job holds one language, or part of a large one: a change in one language's source
+reruns that language's jobs and the aggregates, never another language's. Packed
+(`calibration.pack_languages`), a job may hold several small languages: fewer job
+starts, which is what counts on a GPU, but a change in one language reruns its
+pack-mates too. A job's download continues a language where the job before it stopped
+(a bad clip is skipped and the next one takes its place, so where a job starts in the
+source depends on the one before).
 
 Pure functions: the Snakefile plans with them while parsing, so nothing here imports
 torch or touches a GPU.
@@ -66,11 +70,20 @@ class Job:
         return [part.lang for part in self.slices]
 
 
-def plan(languages: list[str], per_language: int, per_job: int) -> list[Job]:
-    """Consecutive jobs of `per_job` samples over (language, index). Adding languages
-    at the end of the list leaves the earlier jobs as they were."""
+def plan(languages: list[str], per_language: int, per_job: int, pack: bool = False) -> list[Job]:
+    """Jobs of at most `per_job` samples, one language each (a language's samples cut in
+    consecutive runs), or packed: consecutive runs of `per_job` over (language, index)
+    across languages. Adding languages at the end of the list leaves the earlier jobs as
+    they were."""
     if per_language < 1 or per_job < 1:
         raise ValueError(f"per_language {per_language} and per_job {per_job} must be positive")
+    if not pack:
+        cuts = [(lang, start) for lang in languages for start in range(0, per_language, per_job)]
+        width = max(3, len(str(len(cuts) - 1)))
+        return [
+            Job(f"{j:0{width}d}", (Slice(lang, start, min(start + per_job, per_language)),))
+            for j, (lang, start) in enumerate(cuts)
+        ]
     total = len(languages) * per_language
     n_jobs = math.ceil(total / per_job)
     width = max(3, len(str(n_jobs - 1)))

@@ -26,6 +26,13 @@ def sample_lang(sample: str) -> str:
 
 # --- step 1: data ------------------------------------------------------------
 AUDIO = "data/audio_files/{sample}.wav"
+# Per language, the local source files its downloads read, by checksum (data.py):
+# what makes its clips stale when the source changes. The held-out clips' source gets
+# its own where it is another folder or split.
+SOURCE_STAMP = "data/sources/{lang}.json"
+# The offline demo's FLEURS-layout source: one shard a language (demo.py).
+DEMO_SHARD = "{folder}/{lang}/{split}/0000.parquet"
+EVAL_SOURCE_STAMP = "data/eval_sources/{lang}.json"
 # One download job's clips: FLEURS ids, texts, durations, checksums, skipped clips.
 MANIFEST = "data/manifests/{job}.json"
 # A few bytes that stand for the job's clips and manifest (the manifest's checksum and
