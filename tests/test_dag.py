@@ -59,8 +59,9 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
 def test_samples_per_job_auto_follows_the_devices(tmp_path, device, gpus, jobs, handed_down):
     """auto: one language a job on CPU (at most 100 samples); where calibrate and label
     jobs hold a GPU, languages packed into jobs of the visible GPUs (at least one: a
-    cluster's submit host sees none) shared by the two steps; a value already in the environment (a cluster job's parse, handed down from
-    where the run started) wins over what this host sees."""
+    cluster's submit host sees none) shared by the two steps; a value already in the
+    environment (a cluster job's parse, handed down from where the run started) wins
+    over what this host sees."""
     cfg = tmp_path / "device.yaml"
     cfg.write_text(f"calibration: {{device: {device}, samples_per_job: auto}}\nlabels: {{device: {device}}}\n")
     env = offline_env(double=False, CUDA_VISIBLE_DEVICES=gpus)

@@ -107,7 +107,9 @@ def test_a_changed_row_of_one_shard_reruns_that_language_only(demo_run, tmp_path
     table = pq.read_table(shard)
     texts = table.column("transcription").to_pylist()
     texts[0] += " (corrected)"
-    pq.write_table(table.set_column(table.schema.get_field_index("transcription"), "transcription", pa.array(texts)), shard)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("transcription"), "transcription", pa.array(texts)), shard
+    )
 
     planned, out = _planned(work, cfg, "calibration")
     # de_de is job 001; the lists and the report include its samples

@@ -277,7 +277,9 @@ def source_folder(location):
     """A local data source as a job's input, for staging only: a folder's time says
     nothing of the files under it, its language stamps (below) stand for those. The
     demo's source is no folder output: its shards are (demo_shards)."""
-    return [ancient(location)] if os.path.exists(location) and location != DEMO.get("fleurs") else []
+    return (
+        [ancient(location)] if os.path.exists(location) and location != DEMO.get("fleurs") else []
+    )
 
 
 DEMO_LANGUAGES = DEMO.get("languages") or LANGUAGES
@@ -316,7 +318,13 @@ def plan_sources(location, split, langs):
             raise WorkflowError(f"config key 'fleurs.source' or 'quality.eval.source': {e}")
     for lang in langs:
         found = listing.get(lang, {"files": [], "rows": None})
-        SOURCE_STAMPS[source_stamp(location, split, lang)] = (location, split, lang, found["files"], found["rows"])
+        SOURCE_STAMPS[source_stamp(location, split, lang)] = (
+            location,
+            split,
+            lang,
+            found["files"],
+            found["rows"],
+        )
 
 
 def source_stamps(location, split, langs):

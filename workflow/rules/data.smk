@@ -12,7 +12,7 @@ for _stamp, (_location, _split, _lang, _files, _rows) in SOURCE_STAMPS.items():
             f"{'source' if _stamp == layout.SOURCE_STAMP.format(lang=_lang) else 'eval_source'}_{_lang}"
         input:
             files=_files,
-            folder=source_folder(_location),  # for staging only
+            source=source_folder(_location),  # for staging only
         output:
             _stamp,
         log:
@@ -21,7 +21,7 @@ for _stamp, (_location, _split, _lang, _files, _rows) in SOURCE_STAMPS.items():
         conda:
             "../../envs/data.yaml"
         params:
-            source=_location,
+            source=source_param(_location),
             split=_split,
             lang=_lang,
             rows=_rows,
@@ -36,7 +36,9 @@ for _job in JOBS:
             f"download_{_job.name}"
         input:
             source=source_folder(config["fleurs"]["source"]),
-            languages=source_stamps(config["fleurs"]["source"], config["fleurs"]["split"], _job.languages),
+            languages=source_stamps(
+                config["fleurs"]["source"], config["fleurs"]["split"], _job.languages
+            ),
             # where the job before it stopped reading each language; ancient: a re-download
             # of that job (a clip deleted) does not move the rows, and a changed config
             # reruns this job through its params anyway

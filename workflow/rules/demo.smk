@@ -37,7 +37,8 @@ if DEMO:
         conda:
             "../../envs/calibration.yaml"
         params:
-            folder=DEMO["fleurs"],
+            # the folder of the `{folder}/{lang}/{split}/0000.parquet` shards
+            folder=lambda w, output: os.path.dirname(os.path.dirname(os.path.dirname(output[0]))),
             languages=DEMO_LANGUAGES,
             split=config["fleurs"]["split"],
         script:

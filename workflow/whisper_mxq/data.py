@@ -379,7 +379,13 @@ def write_source_stamp(source: Source, lang: str, out_path: str) -> dict:
         else:
             entry.update(bytes=os.path.getsize(path), sha256=file_sha256(path))
         files.append(entry)
-    stamp = {"source": source.location, "split": source.split, "language": lang, "rows": listing["rows"], "files": files}
+    stamp = {
+        "source": source.location,
+        "split": source.split,
+        "language": lang,
+        "rows": listing["rows"],
+        "files": files,
+    }
     atomic.write_json(out_path, stamp)
     return stamp
 
