@@ -162,6 +162,7 @@ def config(out: Path) -> dict[str, Any]:
         "labels": {"model": str(out / LABEL_MODEL), "batch_size": 8, "max_tokens": 96, "device": "cpu"},
         "calibration": {
             "samples_per_job": CALIBRATION_CLIPS * len(LANGUAGES),
+            "pack_languages": True,  # one label and one calibrate job: a CPU model load each
             "max_new_tokens": 96,
             "batch_size": 8,
             "device": "cpu",
