@@ -155,6 +155,22 @@ def test_language_without_rows_is_an_error(tmp_path):
         rows_of(root, "de_de")
 
 
+def test_a_list_is_parsed_once_until_its_content_changes(tmp_path, monkeypatch):
+    """Parse time reads the list for its check and for each source's stamps: one parse."""
+    root = tone_folder(tmp_path / "mine", [("1.wav", "en_us", "one")])
+    parses = []
+    real = data._parse_tsv
+    monkeypatch.setattr(data, "_parse_tsv", lambda *a: parses.append(1) or real(*a))
+    source = data.Source(str(root), "validation")
+    data.check_source(str(root), "validation", ["en_us"])
+    data.source_listing(source, ["en_us"])
+    assert [r.transcription for r in data.read_tsv(source)] == ["one"]
+    assert len(parses) == 1
+    write_folder(root, [("1.wav", "en_us", "uno")])  # same size, other text
+    assert [r.transcription for r in data.read_tsv(source)] == ["uno"]
+    assert len(parses) == 2
+
+
 def test_parse_time_check_of_the_source(tmp_path):
     root = tone_folder(tmp_path / "mine", [("1.wav", "en_us", "one")])
     data.check_source(str(root), "validation", ["en_us"])
