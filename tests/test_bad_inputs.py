@@ -8,6 +8,7 @@ tests/test_own_audio.py the audio-folder source.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,16 @@ def test_bad_clip_is_refused_with_its_reason(name):
     with pytest.raises(audio.BadAudio, match=reason) as caught:
         audio.prepare(data_bytes, f"clip {name}")
     assert str(caught.value).startswith(f"clip {name}: ")
+
+
+@pytest.mark.parametrize("name", BAD_CLIPS)
+def test_skip_reasons_read_as_sentences_not_python_objects(name):
+    """soundfile names the in-memory buffer it was handed ("<_io.BytesIO object at 0x...>")."""
+    with pytest.raises(audio.BadAudio) as caught:
+        audio.prepare(BAD_CLIPS[name][0], f"clip {name}")
+    assert not re.search(r"<\w|object at 0x", str(caught.value)), str(caught.value)
+    if name == "garbage":
+        assert str(caught.value) == "clip garbage: cannot decode audio (Format not recognised.)"
 
 
 @pytest.mark.parametrize("channels, rate", [(2, 16_000), (1, 48_000), (2, 48_000), (1, 8_000)])

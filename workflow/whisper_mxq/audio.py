@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,7 @@ def check_header(data: bytes, name: str) -> sf._SoundFileInfo:
 
         info = sf.info(io.BytesIO(data))
     except Exception as e:  # soundfile raises several types for corrupt input
-        raise BadAudio(f"{name}: cannot decode audio ({e})") from e
+        raise BadAudio(f"{name}: cannot decode audio ({_why(e)})") from e
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise BadAudio(f"{name}: sample rate {info.samplerate} Hz in its header is outside {MIN_RATE}..{MAX_RATE} Hz")
     if not 1 <= info.channels <= MAX_CHANNELS:
@@ -127,8 +128,15 @@ def decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
 
         samples, rate = sf.read(io.BytesIO(data), frames=info.frames, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt input
-        raise BadAudio(f"{name}: cannot decode audio ({e})") from e
+        raise BadAudio(f"{name}: cannot decode audio ({_why(e)})") from e
     return samples, rate
+
+
+def _why(error: Exception) -> str:
+    """libsndfile's reason, without the repr of the in-memory buffer soundfile was
+    handed ("Error opening <_io.BytesIO object at 0x7f...>: ...")."""
+    text = getattr(error, "error_string", None) or str(error)
+    return re.sub(r"^Error opening <[^>]*>: ", "", text).strip() or type(error).__name__
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
