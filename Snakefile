@@ -28,3 +28,10 @@ rule all:
         get_final_output(),
         lambda w: missing_files("calibration"),
     localrule: True
+
+
+# Skipped clips are in the manifests and calibration/report.json; the console says so too.
+onsuccess:
+    note = skipped_clips()
+    if note:
+        logger.info(note)

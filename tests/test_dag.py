@@ -46,6 +46,23 @@ def test_default_config_dry_run_shows_whole_dag(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
 
 
+def test_dry_run_prints_a_line_a_job_and_the_full_form_with_verbose(tmp_path):
+    """Jobs of many files print one line each (their rule, clips and languages) and
+    Snakemake's reason; `--verbose` prints their inputs and outputs again."""
+    env = offline_env(double=False)
+    out = snakemake(tmp_path, "compiled/whisper-small_decoder.mxq", "-n", env=env).stdout
+    assert len(out) < 20_000, f"{len(out)} characters"  # every file listed: 97 kB
+    assert "Host:" not in out  # the run's header stays in its log
+    assert re.search(r"^Job \d+: download_003: 20 clips \(el_gr 0-19\)\nReason: Missing output files: ", out, re.M)
+    calibrate = re.findall(r"^\s*Job \d+: (calibrate_\d+): 20 clips \((\w+) 0-19\)$", out, re.M)
+    assert sorted(lang for _, lang in calibrate) == sorted(DEFAULT_LANGUAGES)
+    assert "calibration/encoder/encoder_calib_el_gr_0000.npy" not in out
+    full = snakemake(tmp_path, "compiled/whisper-small_decoder.mxq", "-n", "--verbose", env=env).stdout
+    assert re.search(
+        r"rule calibrate_003:\n\s*input: .*\n\s*output: .*calibration/encoder/encoder_calib_el_gr_0000.npy", full
+    )
+
+
 @pytest.mark.parametrize(
     "device, gpus, jobs, handed_down",
     [

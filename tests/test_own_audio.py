@@ -272,8 +272,23 @@ def own_audio_run(tmp_path_factory) -> Path:
             }
         )
     )
-    snakemake(work, "-j2", "quality", "--configfile", str(OFFLINE), str(cfg), env=offline_env(double=False))
+    proc = snakemake(work, "-j2", "quality", "--configfile", str(OFFLINE), str(cfg), env=offline_env(double=False))
+    (work / "console.txt").write_text(proc.stdout + proc.stderr)
     return work
+
+
+@pytest.mark.slow
+def test_a_run_that_skipped_clips_ends_saying_which_and_why(own_audio_run):
+    console = (own_audio_run / "console.txt").read_text()
+    tsv = "my_audio/validation.tsv"
+    assert (  # at the end: only Snakemake's log path and elapsed time follow
+        "steps (100%) done\n"
+        "Clips skipped (each passed over, the next clip of its language taking its place):\n"
+        "  calibration en_us: 2 clips kept, 2 skipped (all in data/manifests/000.json)\n"
+        f"    - {tsv} line 3: my_audio/en_us/missing.wav: no such file\n"
+        f"    - {tsv} line 4: empty transcription\n"
+        "Complete log(s): "
+    ) in console, console[-2000:]
 
 
 @pytest.mark.slow

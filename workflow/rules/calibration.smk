@@ -39,6 +39,8 @@ for _job in JOBS:
                 for k, v in config["calibration"].items()
                 if k not in ("samples_per_job", "pack_languages")
             },
+        message:
+            job_message(f"calibrate_{_job.name}", clips(_job))
         script:
             "../scripts/calibrate.py"
 

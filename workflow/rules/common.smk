@@ -12,7 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, "workflow")))
 
 from whisper_mxq import compile as qbcompile
-from whisper_mxq import compile_recipes, config_keys, data, jobs, layout, models
+from whisper_mxq import compile_recipes, config_keys, data, jobs, layout, models, summary
 from whisper_mxq.report import THRESHOLDS
 from whisper_mxq.sweep import sweep_sizes
 from whisper_mxq.labels import model_format as labels_format
@@ -151,6 +151,26 @@ PER_JOB = jobs.samples_per_job(
 PACK = config["calibration"]["pack_languages"]
 PACK = ON_GPUS if PACK == "auto" else PACK
 JOBS = jobs.plan(LANGUAGES, N_SAMPLES, PER_JOB, PACK)
+
+
+# A job of many files prints one line (its step, clips and languages), not hundreds of
+# file names: a dry run of the main target fits a screen. `--verbose` prints the full form.
+FULL_JOB_INFO = workflow.output_settings.verbose
+
+
+def job_message(rule_name, what):
+    """`Job 12: download_003: 20 clips (el_gr 0-19)`, then Snakemake's `Reason:` line."""
+    if FULL_JOB_INFO:
+        return None
+    return f"{rule_name}: {what}".replace("{", "{{").replace(
+        "}", "}}"
+    )  # a message is a format string
+
+
+def clips(job):
+    """What a job of the plan holds: its clips, each language's indices."""
+    parts = ", ".join(f"{p.lang} {p.start}-{p.stop - 1}" for p in job.slices)
+    return f"{len(job.samples)} clips ({parts})"
 
 
 def paths(pattern, samples):
@@ -335,6 +355,16 @@ def source_stamps(location, split, langs):
 plan_sources(config["fleurs"]["source"], config["fleurs"]["split"], LANGUAGES)
 # en_us too: rule eval_english takes the translations' references from its text
 plan_sources(EVAL_SOURCE, EVAL["split"], sorted({*LANGUAGES, "en_us"}))
+
+
+def skipped_clips():
+    """The console's note at the end of a run that skipped clips (none: None)."""
+    return summary.skipped_clips(
+        {
+            "calibration": [layout.MANIFEST.format(job=job.name) for job in JOBS],
+            "held-out": [layout.EVAL_MANIFEST.format(job=job.name) for job in EVAL_JOBS],
+        }
+    )
 
 
 # --- targets --------------------------------------------------------------------------

@@ -6,10 +6,13 @@
 # inputs are those files, so a changed shard or clip is named in the dry run's `reason:`;
 # an audio folder's list is shared by every language, so its rows stand for it (params).
 for _stamp, (_location, _split, _lang, _files, _rows) in SOURCE_STAMPS.items():
+    _name = (
+        f"{'source' if _stamp == layout.SOURCE_STAMP.format(lang=_lang) else 'eval_source'}_{_lang}"
+    )
 
     rule:
         name:
-            f"{'source' if _stamp == layout.SOURCE_STAMP.format(lang=_lang) else 'eval_source'}_{_lang}"
+            _name
         input:
             files=_files,
             source=source_folder(_location),  # for staging only
@@ -25,6 +28,8 @@ for _stamp, (_location, _split, _lang, _files, _rows) in SOURCE_STAMPS.items():
             split=_split,
             lang=_lang,
             rows=_rows,
+        message:
+            job_message(_name, f"{len(_files)} files of {_location}")
         script:
             "../scripts/source_stamp.py"
 
@@ -66,6 +71,8 @@ for _job in JOBS:
             source=source_param(config["fleurs"]["source"]),
             split=config["fleurs"]["split"],
             max_skipped_fraction=config["data"]["max_skipped_fraction"],
+        message:
+            job_message(f"download_{_job.name}", clips(_job))
         script:
             "../scripts/download.py"
 

@@ -31,6 +31,8 @@ for _job in JOBS:
             batch_size=config["labels"]["batch_size"],
             max_tokens=config["labels"]["max_tokens"],
             device=device("labels"),
+        message:
+            job_message(f"label_{_job.name}", clips(_job))
         script:
             "../scripts/label.py"
 

@@ -37,6 +37,8 @@ for _job in EVAL_JOBS:
             source=source_param(EVAL_SOURCE),
             split=EVAL["split"],
             max_skipped_fraction=config["data"]["max_skipped_fraction"],
+        message:
+            job_message(f"download_eval_{_job.name}", clips(_job))
         script:
             "../scripts/download_eval.py"
 
@@ -68,6 +70,8 @@ for _job in EVAL_JOBS:
             batch_size=config["labels"]["batch_size"],
             max_tokens=config["labels"]["max_tokens"],
             device=device("labels"),
+        message:
+            job_message(f"label_eval_{_job.name}", clips(_job))
         script:
             "../scripts/label.py"
 
