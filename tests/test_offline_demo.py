@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import OFFLINE, read_calls
+from conftest import OFFLINE, REPO, copy_run, offline_env, read_calls
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +167,41 @@ def test_the_console_carries_no_empty_shell_commands(demo_run):
     """Every rule runs a script: "Shell command: None" once a job was noise only."""
     console = (demo_run / "console.txt").read_text()
     assert "Finished jobid" in console and "Shell command" not in console
+
+
+def test_the_demo_console_stays_short(demo_run):
+    """One line a job (its message), not every file it reads and writes."""
+    console = (demo_run / "console.txt").read_text()
+    assert len(console) < 55_000, f"{len(console)} characters"  # 62 kB before, labels to quality only
+    assert "Job " in console and "calibrate_000: 2 clips (en_us 0-1)" in console
+
+
+def test_demo_script_ends_with_verdicts_plots_html_and_next_command(demo_run, tmp_path):
+    """demo.sh on a finished run (its jobs are done): the report's verdict per language
+    and task, the three plots, Snakemake's HTML report made, the command to run next."""
+    run = copy_run(demo_run, tmp_path / "demo-run")
+    proc = subprocess.run(
+        ["bash", str(REPO / "demo.sh")],
+        env=offline_env(double=False, DEMO_RUN=str(run)),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    report_path = run / "reports/whisper-tiny-random_quality.json"
+    report = json.loads(report_path.read_text())
+    tail = out[out.index(f"INT8 against FP32 on held-out clips ({report_path}):") :].splitlines()
+    verdicts = [line for line in tail if re.fullmatch(r"  \w+: .*", line)]
+    assert verdicts == [f"  {lang}: {e['verdict']}" for lang, e in sorted(report["languages"].items())] + [
+        f"  overall: {report['overall']['verdict']}"
+    ]
+    de = report["languages"]["de_de"]["verdicts"]
+    assert f"    translate: {de['translate']['verdict']} ({de['translate']['reason']})" in tail
+    plots = [run / f"reports/whisper-tiny-random_quality_{kind}.png" for kind in ("wer", "agreement", "latency")]
+    assert f"Plots: {', '.join(map(str, plots))}" in tail
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+    html = run / "report.html"
+    assert f"HTML report (plots, runtimes, the DAG): {html}" in tail
+    assert b"<html" in html.read_bytes()[:5000].lower()
+    assert "  snakemake -j8 compiled/whisper-small_decoder.mxq quality   # the .mxq pair needs qbcompiler" in tail
