@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from whisper_mxq import data, layout
+from whisper_mxq import data, layout, summary
 from whisper_mxq.demo import espeak_wav, fleurs_row, write_fleurs_rows
 
 from conftest import OFFLINE, offline_env, snakemake
@@ -275,6 +275,19 @@ def own_audio_run(tmp_path_factory) -> Path:
     proc = snakemake(work, "-j2", "quality", "--configfile", str(OFFLINE), str(cfg), env=offline_env(double=False))
     (work / "console.txt").write_text(proc.stdout + proc.stderr)
     return work
+
+
+def test_the_skip_note_names_an_unreadable_manifest_and_does_not_fail(tmp_path):
+    good, bad = tmp_path / "000.json", tmp_path / "001.json"
+    good.write_text(json.dumps({"languages": {"de_de": {"samples": [{}], "skipped": [{"reason": "r1"}]}}}))
+    bad.write_text("")
+    note = summary.skipped_clips({"calibration": [str(good), str(bad), str(tmp_path / "absent.json")]})
+    assert note.splitlines()[1:] == [
+        f"  {bad}: unreadable, its skips unknown ({bad}: not valid JSON (Expecting value: line 1 column 1 (char 0)))",
+        f"  calibration de_de: 1 clips kept, 1 skipped (all in {good})",
+        "    - r1",
+    ]
+    assert summary.skipped_clips({"calibration": [str(good).replace("000", "002")]}) is None
 
 
 @pytest.mark.slow

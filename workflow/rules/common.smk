@@ -153,8 +153,9 @@ PACK = ON_GPUS if PACK == "auto" else PACK
 JOBS = jobs.plan(LANGUAGES, N_SAMPLES, PER_JOB, PACK)
 
 
-# A job of many files prints one line (its step, clips and languages), not hundreds of
-# file names: a dry run of the main target fits a screen. `--verbose` prints the full form.
+# A job of many files prints one line (its rule, clips and languages), not hundreds of
+# file names: the default dry run of the main target is 15 kB, not 97. `--verbose` prints
+# Snakemake's full form.
 FULL_JOB_INFO = workflow.output_settings.verbose
 
 
@@ -162,9 +163,9 @@ def job_message(rule_name, what):
     """`Job 12: download_003: 20 clips (el_gr 0-19)`, then Snakemake's `Reason:` line."""
     if FULL_JOB_INFO:
         return None
-    return f"{rule_name}: {what}".replace("{", "{{").replace(
-        "}", "}}"
-    )  # a message is a format string
+    # a message is a format string: braces in a path stay braces
+    text = f"{rule_name}: {what}"
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def clips(job):

@@ -23,7 +23,12 @@ def skipped_clips(manifests: dict[str, list[str]], shown: int = 2) -> str | None
         for path in paths:
             if not os.path.isfile(path):
                 continue
-            for lang, part in atomic.read_json(path)["languages"].items():
+            try:
+                languages = atomic.read_json(path)["languages"]
+            except (ValueError, KeyError, TypeError) as e:  # a note, not the run's failure
+                lines.append(f"  {path}: unreadable, its skips unknown ({e})")
+                continue
+            for lang, part in languages.items():
                 entry = by_lang.setdefault(lang, {"kept": 0, "reasons": [], "files": []})
                 entry["kept"] += len(part["samples"])
                 if part["skipped"]:
