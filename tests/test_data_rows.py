@@ -4,12 +4,16 @@ are exactly those a read from the first row gives."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pyarrow.parquet as pq
 import pytest
 
 from whisper_mxq import data
 from whisper_mxq.demo import fleurs_row, write_fleurs_rows
 
+from conftest import offline_env
 from reliability import tone, wav
 
 
@@ -51,3 +55,19 @@ def test_a_chained_download_continues_at_the_row_the_job_before_stopped(source, 
     )
     rows = [s["row"] for s in second["languages"]["en_us"]["samples"]]
     assert rows == [3, 4] and [s["fleurs_id"] for s in second["languages"]["en_us"]["samples"]] == [4, 5]
+
+
+def test_reading_a_source_exits_cleanly(source):
+    """pyarrow's reader threads, reading a Python file object (fsspec's, for the Hub and a
+    local folder alike), can outlive the interpreter's teardown and abort the process at
+    exit ("terminate called without an active exception") after its work is done, which
+    failed Snakemake jobs at random. The readers run on the calling thread instead; each
+    run here is a fresh interpreter because the abort comes at exit."""
+    code = (
+        "import sys; from whisper_mxq import data; s = data.Source(sys.argv[1]); "
+        "assert data.sentence_texts(s, 'en_us') if sys.argv[2] == 'texts' else list(data.stream_rows(s, 'en_us'))"
+    )
+    for attempt in range(12):
+        cmd = [sys.executable, "-c", code, source.location, "texts" if attempt % 2 else "rows"]
+        proc = subprocess.run(cmd, env=offline_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, f"attempt {attempt} ({cmd[-1]}): exit {proc.returncode}\n{proc.stderr[-2000:]}"

@@ -94,7 +94,11 @@ def _not_regular(path: str) -> str | None:
 # --- FLEURS Parquet shards ------------------------------------------------------------
 def shard_paths(source: Source, lang: str) -> tuple[object, list[str]]:
     """(filesystem, shard paths in name order) of one language: fsspec globs the local
-    folder and the Hub's export (`hf://`) alike."""
+    folder and the Hub's export (`hf://`) alike.
+
+    Shards are read through fsspec's Python file objects with use_threads=False: pyarrow's
+    reader threads on such a file can outlive the interpreter's teardown and abort the
+    process at exit (std::terminate) after its work is done, failing the job."""
     import fsspec
 
     files = source.data_files(lang)
@@ -167,7 +171,10 @@ def _shard_rows(shard, columns: list[str], path: str, skip: int = 0) -> Iterator
                 f"{path}: row group {group} holds {size} bytes of audio "
                 f"(over {MAX_ROW_GROUP_AUDIO_BYTES}); it is not read"
             )
-        for batch in shard.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
+        batches = shard.iter_batches(
+            batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
+        )
+        for batch in batches:
             if skip >= batch.num_rows:
                 skip -= batch.num_rows
                 continue
@@ -185,7 +192,7 @@ def sentence_texts(source: Source, lang: str) -> dict:
     for path in paths:
         try:
             with fs.open(path, "rb") as f:
-                table = pq.read_table(f, columns=["id", "raw_transcription"])
+                table = pq.read_table(f, columns=["id", "raw_transcription"], use_threads=False)
         except (OSError, ValueError) as e:
             raise ShardError(f"language {lang!r}: cannot read FLEURS shard {path} ({e})") from e
         for sid, text in zip(table.column("id").to_pylist(), table.column("raw_transcription").to_pylist()):
