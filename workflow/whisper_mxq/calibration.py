@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import atomic, data, decoding, layout, metrics, models
+from . import atomic, data, decoding, layout, metrics, models, network
 from . import decoder_calibration as dec
 from . import encoder_calibration as enc
 from .languages import whisper_code
@@ -137,11 +137,9 @@ def _calibrate(snapshot, samples, out_dirs, settings: Settings, device: str, thr
             for k in range(_FEATURES_AHEAD):
                 ahead(k)
             # the tokenizer (a second of JSON) loads beside the model, on the idle writer
-            tokenizer_loaded = writer.submit(lambda: models.load_processor(snapshot).tokenizer)
-            with clock("import transformers"):  # seconds: transformers 5 pulls in torch._dynamo
-                from transformers import WhisperForConditionalGeneration  # noqa: F401
-            with clock("load the model"):
-                model = models.load_model(snapshot, device)
+            tokenizer_loaded = writer.submit(models.load_tokenizer, snapshot)
+            with clock("load the model"):  # our network: transformers' classes cost seconds to import
+                model = network.load(snapshot, device)
                 generator = dec.generation_model(model, settings.dtype)
                 tokenizer = tokenizer_loaded.result()
                 tables = dec.embedding_tables(model)

@@ -466,6 +466,17 @@ def load_model(snapshot: str, device: str = "cpu"):
     return model.eval().to(device)
 
 
+def load_tokenizer(snapshot: str):
+    """The snapshot's tokenizer alone: WhisperProcessor's import costs seconds more (it
+    pulls in transformers' processing and model machinery)."""
+    from transformers import WhisperTokenizerFast
+
+    try:
+        return WhisperTokenizerFast.from_pretrained(snapshot, local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{snapshot}: no usable Whisper tokenizer ({e})") from e
+
+
 def load_processor(snapshot: str):
     from transformers import WhisperProcessor
 
